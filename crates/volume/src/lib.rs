@@ -1,0 +1,124 @@
+//! # defacer-volume
+//!
+//! Loads and saves head volumes with their exact geometry, so that a defacing tool can change a
+//! few voxels and write back a file that is otherwise the one it read.
+//!
+//! - [`Volume`]: voxels in their stored type ([`Voxels`]), the voxel→RAS+ mm [`Affine`], the
+//!   intensity [`Scaling`], the [`Modality`], and the [`Source`] needed to write the file back.
+//! - [`load`] reads a NIfTI-1/2 file (`.nii`, `.nii.gz`, `.hdr`/`.img`) or DICOM series from a
+//!   file, a directory (searched recursively) or a list of files; [`save`] writes a volume back
+//!   in the format it came in, atomically (temporary file, then rename).
+//!
+//! ```no_run
+//! use defacer_volume::{load, save, SaveOptions};
+//! let vols = load(&["head.nii.gz".into()]).unwrap();
+//! let v = &vols[0];
+//! println!("{:?} {} {}", v.dims(), v.datatype(), v.affine.orientation_codes());
+//! save(v, "copy.nii.gz".as_ref(), &SaveOptions::default()).unwrap();
+//! ```
+
+pub mod dicom;
+mod error;
+mod geometry;
+pub mod output;
+pub mod nifti;
+mod voxels;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+pub use geometry::{Affine, Modality, Scaling};
+pub use voxels::{DataType, Sample, Voxels};
+
+/// One loaded volume.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub voxels: Voxels,
+    /// Voxel index → RAS+ world mm.
+    pub affine: Affine,
+    pub scaling: Scaling,
+    pub modality: Modality,
+    /// Where it came from and what is needed to write it back unchanged.
+    pub source: Source,
+}
+
+impl Volume {
+    pub fn dims(&self) -> [usize; 4] {
+        self.voxels.dims()
+    }
+    pub fn datatype(&self) -> DataType {
+        self.voxels.datatype()
+    }
+    /// Physical values (scaled) of frame `t` as `f32`, for analysis.
+    pub fn frame_physical(&self, t: usize) -> ndarray::Array3<f32> {
+        let s = self.scaling;
+        let mut a = self.voxels.frame_f32(t);
+        if s != Scaling::IDENTITY {
+            a.mapv_inplace(|v| s.to_physical(v as f64) as f32);
+        }
+        a
+    }
+    /// Human-readable format name: `nifti1`, `nifti2` or `dicom`.
+    pub fn format(&self) -> &'static str {
+        match &self.source {
+            Source::Nifti(n) => n.format_name(),
+            Source::Dicom(_) => "dicom",
+        }
+    }
+    /// The file (NIfTI) or first file of the series (DICOM) this came from.
+    pub fn path(&self) -> &Path {
+        match &self.source {
+            Source::Nifti(n) => &n.path,
+            Source::Dicom(d) => d.path(),
+        }
+    }
+}
+
+/// What a volume was read from, with what is needed to write it back.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Nifti(nifti::NiftiSource),
+    Dicom(dicom::DicomSeries),
+}
+
+/// Options for [`save`].
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// Written to NIfTI `descrip` (truncated to fit) and recorded as DICOM DerivationDescription;
+    /// e.g. `"defaced by defacer 0.1.0"`.
+    pub description: String,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions { description: format!("defacer {}", env!("CARGO_PKG_VERSION")) }
+    }
+}
+
+/// Loads every volume found in `paths`: NIfTI files give one volume each; DICOM files and
+/// directories are grouped into series (one volume per SeriesInstanceUID).
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
+    let mut out = Vec::new();
+    let mut dicom_paths = Vec::new();
+    for p in paths {
+        if nifti::is_nifti_path(p) {
+            out.push(nifti::load(p)?);
+        } else {
+            dicom_paths.push(p.clone());
+        }
+    }
+    if !dicom_paths.is_empty() {
+        out.extend(dicom::load(&dicom_paths)?);
+    }
+    Ok(out)
+}
+
+/// Writes `vol` in the format it was read from. For NIfTI, `out` is the output file (`.nii` or
+/// `.nii.gz`; for `.hdr` input, `.hdr` and the `.img` beside it); for DICOM, `out` is a directory
+/// that receives one file per input instance. Nothing is left at `out` if this fails.
+pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
+    match &vol.source {
+        Source::Nifti(_) => nifti::save(vol, out, opts),
+        Source::Dicom(_) => dicom::save(vol, out, opts),
+    }
+}

@@ -1,0 +1,242 @@
+//! Voxel storage in the file's own data type.
+//!
+//! Defacing must write back exactly the type and values that came in, so voxels are never
+//! converted on load: [`Voxels`] keeps one typed 4-D array, indexed `[i, j, k, t]` in the file's
+//! (Fortran, x-fastest) memory order, and converts to `f32` only for the analysis copy.
+
+use ndarray::{Array3, Array4, ArrayView3, ShapeBuilder, Zip};
+use serde::Serialize;
+
+/// The on-disk sample type of a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    U8,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    F64,
+}
+
+impl DataType {
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DataType::U8 | DataType::I8 => 1,
+            DataType::U16 | DataType::I16 => 2,
+            DataType::U32 | DataType::I32 | DataType::F32 => 4,
+            DataType::F64 => 8,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::U8 => "uint8",
+            DataType::I8 => "int8",
+            DataType::U16 => "uint16",
+            DataType::I16 => "int16",
+            DataType::U32 => "uint32",
+            DataType::I32 => "int32",
+            DataType::F32 => "float32",
+            DataType::F64 => "float64",
+        }
+    }
+}
+
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A sample type that voxels can be stored in.
+pub trait Sample: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    const DATATYPE: DataType;
+    fn to_f64(self) -> f64;
+    /// Nearest representable value, saturating at the type's range (NaN becomes 0 for integers).
+    fn from_f64(v: f64) -> Self;
+    /// Appends the sample's little-endian bytes.
+    fn put_le(self, out: &mut Vec<u8>);
+}
+
+macro_rules! int_sample {
+    ($t:ty, $dt:ident) => {
+        impl Sample for $t {
+            const DATATYPE: DataType = DataType::$dt;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                // `as` saturates and maps NaN to 0, which is what we want.
+                v.round() as $t
+            }
+            fn put_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes())
+            }
+        }
+    };
+}
+int_sample!(u8, U8);
+int_sample!(i8, I8);
+int_sample!(u16, U16);
+int_sample!(i16, I16);
+int_sample!(u32, U32);
+int_sample!(i32, I32);
+impl Sample for f32 {
+    const DATATYPE: DataType = DataType::F32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes())
+    }
+}
+impl Sample for f64 {
+    const DATATYPE: DataType = DataType::F64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes())
+    }
+}
+
+/// Voxels in their stored type, shape `[nx, ny, nz, nt]` (nt = 1 for a 3-D volume), Fortran
+/// memory order (the order of NIfTI data and of DICOM frames stacked along k).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Voxels {
+    U8(Array4<u8>),
+    I8(Array4<i8>),
+    U16(Array4<u16>),
+    I16(Array4<i16>),
+    U32(Array4<u32>),
+    I32(Array4<i32>),
+    F32(Array4<f32>),
+    F64(Array4<f64>),
+}
+
+/// Runs `$body` with `$a` bound to the typed array inside a [`Voxels`].
+#[macro_export]
+macro_rules! with_voxels {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            $crate::Voxels::U8($a) => $body,
+            $crate::Voxels::I8($a) => $body,
+            $crate::Voxels::U16($a) => $body,
+            $crate::Voxels::I16($a) => $body,
+            $crate::Voxels::U32($a) => $body,
+            $crate::Voxels::I32($a) => $body,
+            $crate::Voxels::F32($a) => $body,
+            $crate::Voxels::F64($a) => $body,
+        }
+    };
+}
+
+impl Voxels {
+    /// Builds voxels from samples in file order (x fastest, then y, z, t).
+    pub fn from_file_order<T: Sample>(dims: [usize; 4], samples: Vec<T>) -> Option<Self>
+    where
+        Self: From<Array4<T>>,
+    {
+        let a = Array4::from_shape_vec((dims[0], dims[1], dims[2], dims[3]).f(), samples).ok()?;
+        Some(Self::from(a))
+    }
+
+    pub fn datatype(&self) -> DataType {
+        match self {
+            Voxels::U8(_) => DataType::U8,
+            Voxels::I8(_) => DataType::I8,
+            Voxels::U16(_) => DataType::U16,
+            Voxels::I16(_) => DataType::I16,
+            Voxels::U32(_) => DataType::U32,
+            Voxels::I32(_) => DataType::I32,
+            Voxels::F32(_) => DataType::F32,
+            Voxels::F64(_) => DataType::F64,
+        }
+    }
+
+    /// `[nx, ny, nz, nt]`.
+    pub fn dims(&self) -> [usize; 4] {
+        with_voxels!(self, a => { let s = a.shape(); [s[0], s[1], s[2], s[3]] })
+    }
+
+    /// Stored (unscaled) values of one frame as `f32`, for analysis.
+    pub fn frame_f32(&self, t: usize) -> Array3<f32> {
+        with_voxels!(self, a => a.index_axis(ndarray::Axis(3), t).mapv(|v| v.to_f64() as f32))
+    }
+
+    /// Sets every voxel where `mask` is true, in every frame, to the stored value `stored`
+    /// (rounded and saturated to the data type).
+    pub fn fill(&mut self, mask: &ArrayView3<bool>, stored: f64) {
+        fn go<T: Sample>(a: &mut Array4<T>, mask: &ArrayView3<bool>, stored: f64) {
+            let v = T::from_f64(stored);
+            for mut frame in a.axis_iter_mut(ndarray::Axis(3)) {
+                Zip::from(&mut frame).and(mask).for_each(|x, &m| {
+                    if m {
+                        *x = v
+                    }
+                });
+            }
+        }
+        with_voxels!(self, a => go(a, mask, stored))
+    }
+
+    /// Replaces voxels where `mask` is true with `f(t, i, j, k, old_stored) -> new_stored`.
+    pub fn replace_where<F>(&mut self, mask: &ArrayView3<bool>, f: F)
+    where
+        F: Fn(usize, [usize; 3], f64) -> f64 + Sync,
+    {
+        fn go<T: Sample, F: Fn(usize, [usize; 3], f64) -> f64>(
+            a: &mut Array4<T>,
+            mask: &ArrayView3<bool>,
+            f: F,
+        ) {
+            for (t, mut frame) in a.axis_iter_mut(ndarray::Axis(3)).enumerate() {
+                Zip::indexed(&mut frame).and(mask).for_each(|(i, j, k), x, &m| {
+                    if m {
+                        *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
+                    }
+                });
+            }
+        }
+        with_voxels!(self, a => go(a, mask, f))
+    }
+
+    /// The samples in file order as little-endian bytes.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        fn go<T: Sample>(a: &Array4<T>) -> Vec<u8> {
+            let mut out = Vec::with_capacity(a.len() * T::DATATYPE.size_bytes());
+            // `t()` of an F-order array is C-order over reversed axes: iteration follows memory.
+            for &v in a.t().iter() {
+                v.put_le(&mut out);
+            }
+            out
+        }
+        with_voxels!(self, a => go(a))
+    }
+}
+
+macro_rules! from_array {
+    ($t:ty, $v:ident) => {
+        impl From<Array4<$t>> for Voxels {
+            fn from(a: Array4<$t>) -> Self {
+                Voxels::$v(a)
+            }
+        }
+    };
+}
+from_array!(u8, U8);
+from_array!(i8, I8);
+from_array!(u16, U16);
+from_array!(i16, I16);
+from_array!(u32, U32);
+from_array!(i32, I32);
+from_array!(f32, F32);
+from_array!(f64, F64);
