@@ -20,8 +20,8 @@
 pub mod dicom;
 mod error;
 mod geometry;
-pub mod nifti;
 pub mod output;
+pub mod nifti;
 mod voxels;
 
 use std::path::{Path, PathBuf};
@@ -91,9 +91,7 @@ pub struct SaveOptions {
 
 impl Default for SaveOptions {
     fn default() -> Self {
-        SaveOptions {
-            description: format!("defacer {}", env!("CARGO_PKG_VERSION")),
-        }
+        SaveOptions { description: format!("defacer {}", env!("CARGO_PKG_VERSION")) }
     }
 }
 

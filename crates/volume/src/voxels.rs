@@ -199,13 +199,11 @@ impl Voxels {
             f: F,
         ) {
             for (t, mut frame) in a.axis_iter_mut(ndarray::Axis(3)).enumerate() {
-                Zip::indexed(&mut frame)
-                    .and(mask)
-                    .for_each(|(i, j, k), x, &m| {
-                        if m {
-                            *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
-                        }
-                    });
+                Zip::indexed(&mut frame).and(mask).for_each(|(i, j, k), x, &m| {
+                    if m {
+                        *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
+                    }
+                });
             }
         }
         with_voxels!(self, a => go(a, mask, f))
