@@ -129,7 +129,10 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    pub const IDENTITY: Scaling = Scaling { slope: 1.0, intercept: 0.0 };
+    pub const IDENTITY: Scaling = Scaling {
+        slope: 1.0,
+        intercept: 0.0,
+    };
 
     pub fn to_physical(&self, stored: f64) -> f64 {
         stored * self.slope + self.intercept
