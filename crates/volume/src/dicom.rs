@@ -17,10 +17,16 @@ impl DicomSeries {
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
-    Err(crate::Error::unsupported(&paths[0], "DICOM reading is not implemented yet"))
+    Err(crate::Error::unsupported(
+        &paths[0],
+        "DICOM reading is not implemented yet",
+    ))
 }
 
 pub fn save(vol: &Volume, out: &Path, _opts: &SaveOptions) -> Result<()> {
     let _ = vol;
-    Err(crate::Error::unsupported(out, "DICOM writing is not implemented yet"))
+    Err(crate::Error::unsupported(
+        out,
+        "DICOM writing is not implemented yet",
+    ))
 }
