@@ -107,6 +107,19 @@ const NIFTI2: Layout = Layout {
     intent_name: Text { off: 508, len: 16 },
 };
 
+/// What a header made from scratch needs (see [`NiftiHeader::new_nifti1`]).
+#[derive(Debug, Clone)]
+pub struct NewHeader {
+    pub dims: [usize; 4],
+    pub datatype_code: i64,
+    pub bitpix: i64,
+    pub voxel_size: [f64; 3],
+    pub scl_slope: f64,
+    pub scl_inter: f64,
+    /// The first three rows of the affine.
+    pub srow: [[f64; 4]; 3],
+}
+
 /// A parsed NIfTI header with the raw block it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NiftiHeader {
@@ -268,15 +281,73 @@ impl NiftiHeader {
         }
         let desc = truncate_utf8(description, l.descrip.len);
         out[l.descrip.off..l.descrip.off + desc.len()].copy_from_slice(desc.as_bytes());
+        let mut h = NiftiHeader { raw: out, ..*self };
         if let Some(off) = vox_offset {
-            let bytes = match self.version {
-                Version::One => self.encode(&(off as f32).to_le_bytes()),
-                Version::Two => self.encode(&(off as i64).to_le_bytes()),
-            };
-            let at = l.vox_offset.off;
-            out[at..at + bytes.len()].copy_from_slice(&bytes);
+            match self.version {
+                Version::One => h.set_float(l.vox_offset, 0, off as f64),
+                Version::Two => h.set_int(l.vox_offset, 0, off as i64),
+            }
         }
-        out
+        h.raw
+    }
+
+    /// A new little-endian NIfTI-1 header for a volume made in memory: sform (code 2, aligned)
+    /// holds the affine, qform is left unset (code 0), pixdim holds the voxel sizes.
+    pub fn new_nifti1(new: &NewHeader, single_file: bool) -> NiftiHeader {
+        let l = &NIFTI1;
+        let mut h = NiftiHeader {
+            raw: vec![0u8; l.size],
+            version: Version::One,
+            order: ByteOrder::Little,
+        };
+        h.set_int(f(0, 4), 0, l.size as i64);
+        h.set_int(f(38, 1), 0, i64::from(b'r')); // `regular`, as nibabel and FSL write it
+        h.set_int(l.dim, 0, if new.dims[3] > 1 { 4 } else { 3 });
+        for (i, &d) in new.dims.iter().enumerate() {
+            h.set_int(l.dim, i + 1, d as i64);
+        }
+        for i in 5..8 {
+            h.set_int(l.dim, i, 1);
+        }
+        h.set_int(l.datatype, 0, new.datatype_code);
+        h.set_int(l.bitpix, 0, new.bitpix);
+        h.set_float(l.pixdim, 0, 1.0);
+        for (i, &z) in new.voxel_size.iter().enumerate() {
+            h.set_float(l.pixdim, i + 1, z);
+        }
+        h.set_float(l.pixdim, 4, 1.0);
+        h.set_float(l.vox_offset, 0, if single_file { 352.0 } else { 0.0 });
+        h.set_float(l.scl_slope, 0, new.scl_slope);
+        h.set_float(l.scl_inter, 0, new.scl_inter);
+        h.set_int(l.xyzt_units, 0, 2 | 8); // millimetres, seconds
+        h.set_int(l.sform_code, 0, 2);
+        for (r, row) in new.srow.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                h.set_float(l.srow, 4 * r + c, v);
+            }
+        }
+        let magic: &[u8; 4] = if single_file { b"n+1\0" } else { b"ni1\0" };
+        h.raw[l.magic.off..l.magic.off + 4].copy_from_slice(magic);
+        h
+    }
+
+    fn set_int(&mut self, fld: Field, i: usize, v: i64) {
+        let b = v.to_le_bytes();
+        self.put(fld, i, &b[..fld.width]);
+    }
+
+    fn set_float(&mut self, fld: Field, i: usize, v: f64) {
+        match fld.width {
+            4 => self.put(fld, i, &(v as f32).to_le_bytes()),
+            _ => self.put(fld, i, &v.to_le_bytes()),
+        }
+    }
+
+    /// Stores little-endian `le` as element `i` of `fld`, in the header's byte order.
+    fn put(&mut self, fld: Field, i: usize, le: &[u8]) {
+        let start = fld.off + i * fld.width;
+        let bytes = self.encode(le);
+        self.raw[start..start + fld.width].copy_from_slice(&bytes);
     }
 
     /// Little-endian bytes → file byte order.

@@ -343,20 +343,24 @@ fn scaling(h: &NiftiHeader) -> Result<Scaling, String> {
     })
 }
 
-/// Writes `vol` (loaded from NIfTI) to `out`, scrubbed as described in the module docs.
-/// `.nii`/`.nii.gz` outputs need a single-file input, `.hdr`/`.img` outputs a pair; gzip follows
-/// the output name. Nothing is left at `out` on failure.
+/// Writes `vol` to `out`, scrubbed as described in the module docs; a volume made in memory
+/// gets a new NIfTI-1 header. `.nii`/`.nii.gz` outputs need a single-file input, `.hdr`/`.img`
+/// outputs a pair; gzip follows the output name. Nothing is left at `out` on failure.
 pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
-    let Source::Nifti(src) = &vol.source else {
-        return Err(Error::unsupported(
+    match &vol.source {
+        Source::Nifti(src) => save_as_read(vol, src, out, opts),
+        Source::Synthetic => save_new(vol, out, opts),
+        Source::Dicom(_) => Err(Error::unsupported(
             out,
-            "only volumes read from NIfTI can be saved as NIfTI",
-        ));
-    };
+            "volumes read from DICOM are saved as DICOM, not NIfTI",
+        )),
+    }
+}
+
+fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions) -> Result<()> {
     check_unchanged(vol, src, out)?;
-    let out_files = Files::from_path(out);
     let data = samples::encode(&vol.voxels, src.header.byte_order());
-    match (&src.files, &out_files) {
+    match (&src.files, Files::from_path(out)) {
         (Files::Single(_), Files::Single(dest)) => {
             let (after, vox_offset) = if has_content(&src.after_header) {
                 let minimal = src.header.size() as u64 + 4;
@@ -365,7 +369,7 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
                 (src.after_header.clone(), None)
             };
             let hdr = src.header.scrubbed(&opts.description, vox_offset);
-            write_parts(dest, &[&hdr, &after, &data])
+            write_parts(&dest, &[&hdr, &after, &data])
         }
         (
             Files::Pair { .. },
@@ -375,7 +379,7 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             },
         ) => {
             let after = if has_content(&src.after_header) {
-                vec![0u8; src.after_header.len().min(4)]
+                vec![0u8; 4]
             } else {
                 src.after_header.clone()
             };
@@ -385,10 +389,7 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
                 (src.before_data.clone(), None)
             };
             let hdr = src.header.scrubbed(&opts.description, vox_offset);
-            write_parts(img_dest, &[&before, &data])?;
-            write_parts(hdr_dest, &[&hdr, &after]).inspect_err(|_| {
-                let _ = std::fs::remove_file(img_dest);
-            })
+            write_pair(&hdr_dest, &[&hdr, &after], &img_dest, &[&before, &data])
         }
         (Files::Single(_), Files::Pair { .. }) => Err(Error::unsupported(
             out,
@@ -399,6 +400,46 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             "the input is a .hdr/.img pair; name the output .hdr (or .hdr.gz)",
         )),
     }
+}
+
+/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name).
+fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
+    vol.affine.validate().map_err(|p| Error::invalid(out, p))?;
+    let (datatype_code, bitpix) = samples::code_of(vol.datatype());
+    let m = vol.affine.to_row_major();
+    let new = header::NewHeader {
+        dims: vol.dims(),
+        datatype_code,
+        bitpix,
+        voxel_size: vol.affine.voxel_size(),
+        scl_slope: vol.scaling.slope,
+        scl_inter: vol.scaling.intercept,
+        srow: [m[0], m[1], m[2]],
+    };
+    let data = samples::encode(&vol.voxels, ByteOrder::Little);
+    let no_extensions = [0u8; 4];
+    match Files::from_path(out) {
+        Files::Single(dest) => {
+            let hdr = NiftiHeader::new_nifti1(&new, true).scrubbed(&opts.description, None);
+            write_parts(&dest, &[&hdr, &no_extensions, &data])
+        }
+        Files::Pair {
+            hdr: hdr_dest,
+            img: img_dest,
+        } => {
+            let hdr = NiftiHeader::new_nifti1(&new, false).scrubbed(&opts.description, None);
+            write_pair(&hdr_dest, &[&hdr, &no_extensions], &img_dest, &[&data])
+        }
+    }
+}
+
+/// Writes the `.img` then the `.hdr`; removes the `.img` again if the `.hdr` fails, so that no
+/// half pair is left.
+fn write_pair(hdr: &Path, hdr_parts: &[&[u8]], img: &Path, img_parts: &[&[u8]]) -> Result<()> {
+    write_parts(img, img_parts)?;
+    write_parts(hdr, hdr_parts).inspect_err(|_| {
+        let _ = std::fs::remove_file(img);
+    })
 }
 
 /// The header is written back as read, so the volume must still match it.

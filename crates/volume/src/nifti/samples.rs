@@ -35,6 +35,21 @@ pub fn datatype_from_code(code: i64) -> Result<DataType, String> {
     })
 }
 
+/// The NIfTI `datatype` code and `bitpix` of a voxel type.
+pub fn code_of(dt: DataType) -> (i64, i64) {
+    let code = match dt {
+        DataType::U8 => 2,
+        DataType::I16 => 4,
+        DataType::I32 => 8,
+        DataType::F32 => 16,
+        DataType::F64 => 64,
+        DataType::I8 => 256,
+        DataType::U16 => 512,
+        DataType::U32 => 768,
+    };
+    (code, 8 * dt.size_bytes() as i64)
+}
+
 /// Reverses every `width`-byte sample in place: converts between byte orders.
 fn swap_samples(bytes: &mut [u8], width: usize) {
     if width > 1 {

@@ -10,9 +10,9 @@ pub struct Nib {
     pub affine: [[f64; 4]; 4],
     pub shape: Vec<usize>,
     pub dtype: String,
-    /// `None` when nibabel considers the data unscaled.
-    pub slope: Option<f64>,
-    pub inter: Option<f64>,
+    /// The scaling nibabel applies to the stored values (1 and 0 when unscaled).
+    pub slope: f64,
+    pub inter: f64,
     pub descrip: String,
 }
 
@@ -41,13 +41,12 @@ pub fn nibabel(path: &Path, dump: Option<&Path>) -> Nib {
         r#"
 img = nib.load({path:?})
 h = img.header
-s, i = h.get_slope_inter()
 raw = img.dataobj.get_unscaled()
 if {dump:?}:
     le = raw.dtype.newbyteorder('<')
     open({dump:?}, 'wb').write(np.asarray(raw, dtype=le).tobytes(order='F'))
 print(json.dumps(dict(affine=img.affine.tolist(), shape=list(img.shape), dtype=raw.dtype.name,
-    slope=None if s is None else float(s), inter=None if i is None else float(i),
+    slope=float(img.dataobj.slope), inter=float(img.dataobj.inter),
     descrip=h['descrip'].item().decode('latin1'))))
 "#,
         path = path.display().to_string(),
@@ -65,8 +64,8 @@ print(json.dumps(dict(affine=img.affine.tolist(), shape=list(img.shape), dtype=r
             .map(|x| x.as_u64().unwrap() as usize)
             .collect(),
         dtype: v["dtype"].as_str().unwrap().to_string(),
-        slope: v["slope"].as_f64(),
-        inter: v["inter"].as_f64(),
+        slope: v["slope"].as_f64().expect("slope"),
+        inter: v["inter"].as_f64().expect("inter"),
         descrip: v["descrip"].as_str().unwrap().to_string(),
     }
 }
@@ -93,3 +92,37 @@ pub const REAL_NIFTI: &[&str] = &[
     "templates/mni152/MNI152_T1_2mm.nii.gz",
     "templates/mni152/mniMask.nii.gz",
 ];
+
+/// The decompressed bytes of a file (gzip recognised by its magic bytes).
+pub fn raw_bytes(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
+        out
+    } else {
+        bytes
+    }
+}
+
+/// Byte ranges of the NIfTI free-text fields that `save` scrubs, from the NIfTI-1 and NIfTI-2
+/// standards (descrip, aux_file, db_name, intent_name).
+pub fn text_field_ranges(header_size: usize) -> Vec<std::ops::Range<usize>> {
+    match header_size {
+        348 => vec![148..228, 228..252, 14..32, 328..344],
+        540 => vec![240..320, 320..344, 508..524],
+        _ => panic!("not a NIfTI header size: {header_size}"),
+    }
+}
+
+/// Byte range of vox_offset in the header.
+pub fn vox_offset_range(header_size: usize) -> std::ops::Range<usize> {
+    if header_size == 348 {
+        108..112
+    } else {
+        168..176
+    }
+}
