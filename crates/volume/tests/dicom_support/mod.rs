@@ -1,0 +1,198 @@
+//! Shared helpers for the DICOM tests: independent references (dcm2niix, nibabel, pydicom,
+//! dcmtk) run as external programs. A missing tool fails the test with instructions.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use defacer_volume::{Affine, Volume};
+
+/// Runs a program and returns its stdout; panics naming the program if it is missing or fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `{program}` ({e}): the DICOM tests need dcm2niix, dcmtk and python3 \
+             with nibabel and pydicom installed"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn python(script: &str, args: &[&str]) -> String {
+    let mut a = vec!["-c", script];
+    a.extend_from_slice(args);
+    run("python3", &a)
+}
+
+/// A NIfTI image as nibabel reads it: affine, shape and raw (unscaled) stored values.
+pub struct NiftiRef {
+    pub affine: Affine,
+    pub shape: [usize; 3],
+    /// Stored values, Fortran order.
+    pub data: Vec<i64>,
+    pub scl_slope: f64,
+    pub scl_inter: f64,
+}
+
+const DUMP_NIFTI: &str = r#"
+import sys, json, numpy as np, nibabel as nib
+img = nib.load(sys.argv[1])
+raw = np.asarray(img.dataobj.get_unscaled() if hasattr(img.dataobj, 'get_unscaled') else img.dataobj)
+raw = raw.reshape(raw.shape[:3])
+raw.astype('<i8').ravel(order='F').tofile(sys.argv[2])
+slope, inter = img.header.get_slope_inter()
+print(json.dumps({'affine': img.affine.tolist(), 'shape': list(raw.shape),
+                  'slope': 1.0 if slope is None else float(slope),
+                  'inter': 0.0 if inter is None else float(inter)}))
+"#;
+
+pub fn read_nifti_with_nibabel(path: &Path, scratch: &Path) -> NiftiRef {
+    let raw = scratch.join("nibabel.raw");
+    let json = python(DUMP_NIFTI, &[path.to_str().unwrap(), raw.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let mut m = [[0.0; 4]; 4];
+    for (r, row) in m.iter_mut().enumerate() {
+        for (c, x) in row.iter_mut().enumerate() {
+            *x = v["affine"][r][c].as_f64().unwrap();
+        }
+    }
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    let bytes = std::fs::read(&raw).unwrap();
+    let data = bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    NiftiRef {
+        affine: Affine::from_row_major(m),
+        shape: [shape[0], shape[1], shape[2]],
+        data,
+        scl_slope: v["slope"].as_f64().unwrap(),
+        scl_inter: v["inter"].as_f64().unwrap(),
+    }
+}
+
+/// Converts a DICOM folder with dcm2niix (uncompressed NIfTI, no sidecar) and returns the paths
+/// of the NIfTI files it wrote, sorted, with its console output.
+pub fn dcm2niix(dicom_dir: &Path, scratch: &Path) -> (Vec<PathBuf>, String) {
+    let out = scratch.join("dcm2niix");
+    std::fs::create_dir_all(&out).unwrap();
+    let log = run(
+        "dcm2niix",
+        &[
+            "-z",
+            "n",
+            "-b",
+            "n",
+            "-o",
+            out.to_str().unwrap(),
+            "-f",
+            "out",
+            dicom_dir.to_str().unwrap(),
+        ],
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nii"))
+        .collect();
+    files.sort();
+    (files, log)
+}
+
+/// Stored value of our voxel `(i, j, k)` (frame 0) as i64.
+pub fn stored(vol: &Volume, ijk: [usize; 3]) -> i64 {
+    let a = vol.voxels.frame_f32(0);
+    a[[ijk[0], ijk[1], ijk[2]]] as i64
+}
+
+/// Result of comparing a volume to a reference image voxel by voxel in world space.
+#[derive(Debug)]
+pub struct WorldComparison {
+    /// Largest distance (mm) between the world position of one of our voxels and that of the
+    /// reference voxel it maps to.
+    pub max_position_error_mm: f64,
+    /// Voxels whose world position falls outside the reference grid.
+    pub outside: usize,
+    /// Voxels whose stored values differ.
+    pub different: usize,
+    pub compared: usize,
+}
+
+/// Maps each of our voxels to world, then to the nearest reference voxel through the inverse of
+/// the reference affine, and compares stored values (`reference` values Fortran order).
+pub fn compare_in_world(
+    vol: &Volume,
+    refer: &NiftiRef,
+    value_of: impl Fn(i64) -> i64,
+) -> WorldComparison {
+    let inv = refer
+        .affine
+        .inverse()
+        .expect("reference affine is singular");
+    let [nx, ny, nz, _] = vol.dims();
+    let ours = vol.voxels.frame_f32(0);
+    let [rx, ry, rz] = refer.shape;
+    let mut c = WorldComparison {
+        max_position_error_mm: 0.0,
+        outside: 0,
+        different: 0,
+        compared: 0,
+    };
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let w = vol.affine.voxel_to_world([i as f64, j as f64, k as f64]);
+                let r = inv.voxel_to_world(w);
+                let ri = [r[0].round(), r[1].round(), r[2].round()];
+                let back = refer.affine.voxel_to_world(ri);
+                let err = ((back[0] - w[0]).powi(2)
+                    + (back[1] - w[1]).powi(2)
+                    + (back[2] - w[2]).powi(2))
+                .sqrt();
+                c.max_position_error_mm = c.max_position_error_mm.max(err);
+                if ri
+                    .iter()
+                    .zip([rx, ry, rz])
+                    .any(|(&x, n)| x < 0.0 || x >= n as f64)
+                {
+                    c.outside += 1;
+                    continue;
+                }
+                let (a, b, d) = (ri[0] as usize, ri[1] as usize, ri[2] as usize);
+                let theirs = refer.data[a + rx * (b + ry * d)];
+                c.compared += 1;
+                if value_of(ours[[i, j, k]] as i64) != theirs {
+                    c.different += 1;
+                }
+            }
+        }
+    }
+    c
+}
+
+/// Copies a directory's files (flat) into `dest`.
+pub fn copy_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dest.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
