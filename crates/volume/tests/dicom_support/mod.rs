@@ -196,3 +196,141 @@ pub fn copy_dir(src: &Path, dest: &Path) {
         }
     }
 }
+
+/// One frame of one file as pydicom reads it.
+pub struct PydicomFrame {
+    pub path: PathBuf,
+    pub frame: usize,
+    pub sop_instance_uid: String,
+    /// RAS world positions of pixels (column 0, row 0), (last column, row 0), (column 0, last row).
+    pub corners: [[f64; 3]; 3],
+    /// Stored values, row after row.
+    pub pixels: Vec<i64>,
+}
+
+const DUMP_DICOM: &str = r#"
+import sys, json, numpy as np, pydicom
+raw_out = open(sys.argv[1], 'wb')
+out = []
+def first(ds, seq):
+    return ds[seq][0] if seq in ds and len(ds[seq].value) else None
+for path in sys.argv[2:]:
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    n = int(getattr(ds, 'NumberOfFrames', 1) or 1)
+    if n == 1:
+        arr = arr.reshape((1,) + arr.shape[-2:])
+    shared = first(ds, 'SharedFunctionalGroupsSequence')
+    per = ds.PerFrameFunctionalGroupsSequence if 'PerFrameFunctionalGroupsSequence' in ds else None
+    for f in range(n):
+        def get(seq, attr):
+            for grp in ([per[f]] if per is not None else []) + ([shared] if shared is not None else []):
+                item = first(grp, seq)
+                if item is not None and attr in item:
+                    return [float(x) for x in item[attr].value]
+            return [float(x) for x in ds[attr].value]
+        ipp = np.array(get('PlanePositionSequence', 'ImagePositionPatient'))
+        iop = np.array(get('PlaneOrientationSequence', 'ImageOrientationPatient'))
+        sp = get('PixelMeasuresSequence', 'PixelSpacing')
+        rows, cols = arr.shape[1], arr.shape[2]
+        def world(i, j):
+            p = ipp + iop[:3] * sp[1] * i + iop[3:] * sp[0] * j
+            return [-p[0], -p[1], p[2]]
+        out.append({'path': path, 'frame': f, 'sop': str(ds.SOPInstanceUID),
+                    'corners': [world(0, 0), world(cols - 1, 0), world(0, rows - 1)]})
+        arr[f].astype('<i8').ravel(order='C').tofile(raw_out)
+raw_out.close()
+print(json.dumps(out))
+"#;
+
+/// Reads every frame of `files` with pydicom: geometry computed from its own reading of the
+/// position, orientation and spacing attributes, and its decoded pixels.
+pub fn pydicom_frames(files: &[PathBuf], scratch: &Path) -> Vec<PydicomFrame> {
+    let raw = scratch.join("pydicom.raw");
+    let mut args = vec![raw.to_str().unwrap().to_string()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let json = python(DUMP_DICOM, &argv);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let bytes = std::fs::read(&raw).unwrap();
+    let values = bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()));
+    let mut frames = Vec::new();
+    for f in v.as_array().unwrap() {
+        let mut corners = [[0.0; 3]; 3];
+        for (c, corner) in corners.iter_mut().enumerate() {
+            for (a, x) in corner.iter_mut().enumerate() {
+                *x = f["corners"][c][a].as_f64().unwrap();
+            }
+        }
+        frames.push(PydicomFrame {
+            path: PathBuf::from(f["path"].as_str().unwrap()),
+            frame: f["frame"].as_u64().unwrap() as usize,
+            sop_instance_uid: f["sop"].as_str().unwrap().to_string(),
+            corners,
+            pixels: Vec::new(),
+        });
+    }
+    // Every frame has the same size in the series we compare.
+    let all: Vec<i64> = values.collect();
+    let per = all.len() / frames.len().max(1);
+    for (n, fr) in frames.iter_mut().enumerate() {
+        fr.pixels = all[n * per..(n + 1) * per].to_vec();
+    }
+    frames
+}
+
+/// Compares every slice of a loaded DICOM volume with pydicom's reading of the file and frame it
+/// came from: corner world positions (returns the largest difference, mm) and every stored value.
+pub fn compare_with_pydicom(vol: &Volume, scratch: &Path) -> f64 {
+    let defacer_volume::Source::Dicom(series) = &vol.source else {
+        panic!("not a DICOM volume")
+    };
+    let files: Vec<PathBuf> = series.instances.iter().map(|i| i.path.clone()).collect();
+    let frames = pydicom_frames(&files, scratch);
+    let [nx, ny, nz, _] = vol.dims();
+    let a = vol.voxels.frame_f32(0);
+    let mut max_err: f64 = 0.0;
+    let mut seen = vec![false; nz];
+    for inst in &series.instances {
+        for (f, &k) in inst.slices.iter().enumerate() {
+            let r = frames
+                .iter()
+                .find(|r| r.path == inst.path && r.frame == f)
+                .unwrap_or_else(|| {
+                    panic!("pydicom did not read frame {f} of {}", inst.path.display())
+                });
+            assert_eq!(r.sop_instance_uid, inst.sop_instance_uid);
+            seen[k] = true;
+            let ours = [
+                vol.affine.voxel_to_world([0.0, 0.0, k as f64]),
+                vol.affine.voxel_to_world([(nx - 1) as f64, 0.0, k as f64]),
+                vol.affine.voxel_to_world([0.0, (ny - 1) as f64, k as f64]),
+            ];
+            for (o, t) in ours.iter().zip(&r.corners) {
+                let d =
+                    ((o[0] - t[0]).powi(2) + (o[1] - t[1]).powi(2) + (o[2] - t[2]).powi(2)).sqrt();
+                max_err = max_err.max(d);
+            }
+            assert_eq!(
+                r.pixels.len(),
+                nx * ny,
+                "{}: frame size",
+                inst.path.display()
+            );
+            for j in 0..ny {
+                for i in 0..nx {
+                    assert_eq!(
+                        a[[i, j, k]] as i64,
+                        r.pixels[j * nx + i],
+                        "{} frame {f}: voxel ({i}, {j}) differs from pydicom",
+                        inst.path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "some slices came from no file");
+    max_err
+}
