@@ -28,7 +28,7 @@ use crate::{DataType, Error, Modality, Result, Source, Volume, Voxels};
 use instance::{probe, Instance, Probe};
 use stack::Placed;
 
-pub use write::save;
+pub use write::{derive_uid, save};
 
 /// A series found by [`scan`].
 #[derive(Debug, Clone, PartialEq)]

@@ -334,3 +334,61 @@ pub fn compare_with_pydicom(vol: &Volume, scratch: &Path) -> f64 {
     assert!(seen.iter().all(|&s| s), "some slices came from no file");
     max_err
 }
+
+const COMPARE_WRITTEN: &str = r#"
+import sys, json, pydicom
+allowed = {0x00080018, 0x00080008, 0x7FE00010, 0x00082111}
+problems = []
+args = sys.argv[1:]
+for src, dst in zip(args[0::2], args[1::2]):
+    a = pydicom.dcmread(src)
+    b = pydicom.dcmread(dst)
+    b.pixel_array  # must decode
+    if b.SOPInstanceUID == a.SOPInstanceUID:
+        problems.append(f'{dst}: SOPInstanceUID unchanged')
+    if b.file_meta.MediaStorageSOPInstanceUID != b.SOPInstanceUID:
+        problems.append(f'{dst}: MediaStorageSOPInstanceUID does not match SOPInstanceUID')
+    it_a, it_b = list(a.ImageType), list(b.ImageType)
+    if it_b[0] != 'DERIVED' or it_b[1:] != it_a[1:]:
+        problems.append(f'{dst}: ImageType {it_b} from {it_a}')
+    if 'DerivationDescription' not in b:
+        problems.append(f'{dst}: no DerivationDescription')
+    for elem in a:
+        if elem.tag in allowed:
+            continue
+        if elem.tag not in b:
+            problems.append(f'{dst}: {elem.tag} {elem.keyword} missing')
+        elif b[elem.tag].value != elem.value or b[elem.tag].VR != elem.VR:
+            problems.append(f'{dst}: {elem.tag} {elem.keyword} changed: {elem.value!r} -> {b[elem.tag].value!r}')
+    for elem in b:
+        if elem.tag not in a and elem.tag not in allowed:
+            problems.append(f'{dst}: {elem.tag} {elem.keyword} added')
+    for key in ['MediaStorageSOPClassUID', 'ImplementationClassUID']:
+        if getattr(a.file_meta, key, None) != getattr(b.file_meta, key, None):
+            problems.append(f'{dst}: file meta {key} changed')
+    print(json.dumps({'dst': dst, 'ts': str(b.file_meta.TransferSyntaxUID)}), file=sys.stderr)
+print(json.dumps(problems))
+"#;
+
+/// Checks with pydicom that each written file decodes and differs from its source only where
+/// writing is allowed to change it; returns the problems found (empty when all is well).
+pub fn pydicom_write_problems(pairs: &[(PathBuf, PathBuf)]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (a, b) in pairs {
+        args.push(a.to_str().unwrap().to_string());
+        args.push(b.to_str().unwrap().to_string());
+    }
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let json = python(COMPARE_WRITTEN, &argv);
+    serde_json::from_str(json.trim()).unwrap()
+}
+
+/// Transfer syntax UID of a written file, read by pydicom.
+pub fn transfer_syntax_of(path: &Path) -> String {
+    python(
+        "import sys, pydicom; print(pydicom.dcmread(sys.argv[1]).file_meta.TransferSyntaxUID)",
+        &[path.to_str().unwrap()],
+    )
+    .trim()
+    .to_string()
+}
