@@ -259,10 +259,10 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
             return Err(Error::invalid(
                 &inst.path,
                 format!(
-                    "mixed geometry in one series: {}x{} images of {} bits (signed: {}) but {}x{} of {} bits (signed: {}) in {}",
+                    "mixed geometry in one series: this file has {}x{} images of {} bits (signed: {}), {} has {}x{} of {} bits (signed: {})",
                     inst.columns, inst.rows, inst.bits_allocated, inst.pixel_representation == 1,
+                    first.path.display(),
                     first.columns, first.rows, first.bits_allocated, first.pixel_representation == 1,
-                    first.path.display()
                 ),
             ));
         }

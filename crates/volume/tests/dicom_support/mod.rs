@@ -392,3 +392,11 @@ pub fn transfer_syntax_of(path: &Path) -> String {
     .trim()
     .to_string()
 }
+
+/// Reads `src` with pydicom, runs `code` on the dataset `ds`, and writes the result to `dst`.
+pub fn pydicom_edit(src: &Path, dst: &Path, code: &str) {
+    let script = format!(
+        "import sys, pydicom\nds = pydicom.dcmread(sys.argv[1])\n{code}\nds.save_as(sys.argv[2], enforce_file_format=True)\n"
+    );
+    python(&script, &[src.to_str().unwrap(), dst.to_str().unwrap()]);
+}
