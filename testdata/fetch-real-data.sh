@@ -73,12 +73,14 @@ all_good() {
 check_or_die() {
   local list bad
   list="$(sums_under "$2")"
-  bad="$(cd "$1" && printf '%s\n' "$list" | sha256 -c - 2>/dev/null | grep -v ': OK$' || true)"
+  [ -n "$list" ] || die "SHA256SUMS lists nothing under $2"
+  [ -d "$1" ] || die "$1 is missing"
+  bad="$(cd "$1" && { printf '%s\n' "$list" | sha256 -c - 2>/dev/null | grep -v ': OK$' || true; })"
   [ -z "$bad" ] || die "these files from $3 differ from testdata/recipes/SHA256SUMS (did the source change?):
 $bad"
 }
 
-# Move the folders/files named by prefix from staging into DEST, replacing what was there.
+# Copy the named files or folders from a checked staging folder into DEST, replacing what was there.
 install_from() { # staging_root path...
   local root="$1" p
   shift
@@ -186,7 +188,10 @@ fetch_pydeface() {
   fi
   local s="$TMP/stage-pydeface" w
   say "pip download pydeface==2.1.0"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$TMP/pip" pydeface==2.1.0 ||
+  # Only the wheel's data files are used, so the local Python need not meet pydeface's
+  # Requires-Python: ask for the (pure Python) wheel as a 3.12 interpreter would.
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    --dest "$TMP/pip" pydeface==2.1.0 ||
     die "pip download pydeface==2.1.0 failed (is PyPI reachable?)"
   w="$(ls "$TMP"/pip/pydeface-2.1.0-*.whl | head -n 1)"
   mkdir -p "$s/templates/pydeface"
