@@ -23,18 +23,29 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
     pub fn invalid(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Invalid { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Invalid {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
     }
     pub fn unsupported(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
-        Error::Unsupported { path: path.as_ref().to_path_buf(), problem: problem.into() }
+        Error::Unsupported {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
     }
     /// The file this error is about.
     pub fn path(&self) -> &Path {
         match self {
-            Error::Io { path, .. } | Error::Invalid { path, .. } | Error::Unsupported { path, .. } => path,
+            Error::Io { path, .. }
+            | Error::Invalid { path, .. }
+            | Error::Unsupported { path, .. } => path,
         }
     }
 }

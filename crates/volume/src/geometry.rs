@@ -39,7 +39,7 @@ impl Affine {
             return Err("affine's last row is not 0 0 0 1".into());
         }
         let det = self.0.fixed_view::<3, 3>(0, 0).determinant();
-        if !(det.abs() > 1e-9) {
+        if det.is_nan() || det.abs() <= 1e-9 {
             return Err("affine is singular (zero voxel size or collinear axes)".into());
         }
         Ok(())
@@ -129,7 +129,10 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    pub const IDENTITY: Scaling = Scaling { slope: 1.0, intercept: 0.0 };
+    pub const IDENTITY: Scaling = Scaling {
+        slope: 1.0,
+        intercept: 0.0,
+    };
 
     pub fn to_physical(&self, stored: f64) -> f64 {
         stored * self.slope + self.intercept

@@ -20,8 +20,8 @@
 pub mod dicom;
 mod error;
 mod geometry;
-pub mod output;
 pub mod nifti;
+pub mod output;
 mod voxels;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +43,17 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// A volume made in memory (phantoms, derived masks): it has no source file, and [`save`]
+    /// writes it as a new NIfTI-1 file.
+    pub fn synthetic(voxels: Voxels, affine: Affine, scaling: Scaling, modality: Modality) -> Self {
+        Volume {
+            voxels,
+            affine,
+            scaling,
+            modality,
+            source: Source::Synthetic,
+        }
+    }
     pub fn dims(&self) -> [usize; 4] {
         self.voxels.dims()
     }
@@ -63,6 +74,7 @@ impl Volume {
         match &self.source {
             Source::Nifti(n) => n.format_name(),
             Source::Dicom(_) => "dicom",
+            Source::Synthetic => "synthetic",
         }
     }
     /// The file (NIfTI) or first file of the series (DICOM) this came from.
@@ -70,6 +82,7 @@ impl Volume {
         match &self.source {
             Source::Nifti(n) => &n.path,
             Source::Dicom(d) => d.path(),
+            Source::Synthetic => Path::new("<memory>"),
         }
     }
 }
@@ -79,6 +92,8 @@ impl Volume {
 pub enum Source {
     Nifti(nifti::NiftiSource),
     Dicom(dicom::DicomSeries),
+    /// Made in memory, not read from a file.
+    Synthetic,
 }
 
 /// Options for [`save`].
@@ -91,7 +106,9 @@ pub struct SaveOptions {
 
 impl Default for SaveOptions {
     fn default() -> Self {
-        SaveOptions { description: format!("defacer {}", env!("CARGO_PKG_VERSION")) }
+        SaveOptions {
+            description: format!("defacer {}", env!("CARGO_PKG_VERSION")),
+        }
     }
 }
 
@@ -120,5 +137,6 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     match &vol.source {
         Source::Nifti(_) => nifti::save(vol, out, opts),
         Source::Dicom(_) => dicom::save(vol, out, opts),
+        Source::Synthetic => nifti::save(vol, out, opts),
     }
 }

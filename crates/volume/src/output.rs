@@ -8,7 +8,10 @@ use crate::{Error, Result};
 
 /// A sibling temporary path in the same directory (same filesystem, so `rename` is atomic).
 fn temp_sibling(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = format!(".{name}.defacer-tmp-{}", std::process::id());
     dest.with_file_name(tmp)
 }

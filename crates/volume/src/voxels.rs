@@ -199,14 +199,39 @@ impl Voxels {
             f: F,
         ) {
             for (t, mut frame) in a.axis_iter_mut(ndarray::Axis(3)).enumerate() {
-                Zip::indexed(&mut frame).and(mask).for_each(|(i, j, k), x, &m| {
-                    if m {
-                        *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
-                    }
-                });
+                Zip::indexed(&mut frame)
+                    .and(mask)
+                    .for_each(|(i, j, k), x, &m| {
+                        if m {
+                            *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
+                        }
+                    });
             }
         }
         with_voxels!(self, a => go(a, mask, f))
+    }
+
+    /// Number of voxels (over all frames) whose stored bits differ from `other`'s; `None` if the
+    /// two differ in type or shape.
+    pub fn count_differences(&self, other: &Voxels) -> Option<usize> {
+        fn go<T: Sample>(a: &Array4<T>, b: &Array4<T>) -> Option<usize> {
+            if a.shape() != b.shape() {
+                return None;
+            }
+            // NaN == NaN must count as equal here: compare bit patterns through f64.
+            Some(Zip::from(a).and(b).fold(0, |n, x, y| {
+                n + (x.to_f64().to_bits() != y.to_f64().to_bits()) as usize
+            }))
+        }
+        macro_rules! pair {
+            ($($v:ident),*) => {
+                match (self, other) {
+                    $((Voxels::$v(a), Voxels::$v(b)) => go(a, b),)*
+                    _ => None,
+                }
+            };
+        }
+        pair!(U8, I8, U16, I16, U32, I32, F32, F64)
     }
 
     /// The samples in file order as little-endian bytes.

@@ -1,0 +1,350 @@
+//! `defacer deface`: the batch driver. Per item: load → mask → apply → save (+ mask, QC,
+//! report). Items run in parallel; one failure never stops the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use defacer_apply::{Fill, Method};
+use defacer_volume::{SaveOptions, Volume};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::exit;
+use crate::inputs::{self, Item};
+
+/// The demo head embedded in the binary, used when no input is given.
+const DEMO_HEAD: &[u8] = include_bytes!("../../../testdata/sample/ch2_2mm.nii.gz");
+
+#[derive(Args, Clone)]
+pub struct DefaceArgs {
+    /// NIfTI files, DICOM series folders, or folder trees of them. None: run on the bundled demo head.
+    inputs: Vec<PathBuf>,
+    /// Output: a file (one NIfTI input), a folder (one DICOM series), or a folder mirroring the inputs.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// What to do with the face.
+    #[arg(long, value_enum, default_value_t = MethodArg::Remove)]
+    method: MethodArg,
+    /// What replaces removed tissue (remove, reface): the air value, or noise matched to the background.
+    #[arg(long, value_enum, default_value_t = FillArg::Air)]
+    fill: FillArg,
+    /// Gaussian width in mm for --method blur.
+    #[arg(long, default_value_t = 10.0)]
+    blur_sigma_mm: f64,
+    /// Also remove the outer ears.
+    #[arg(long)]
+    ears: bool,
+    /// Also remove facial bone (nose, orbital rims, maxilla, mandible), not only soft tissue.
+    #[arg(long)]
+    remove_bone: bool,
+    /// Brain safety margin in mm: nothing closer to the brain than this is changed.
+    #[arg(long, default_value_t = 10.0)]
+    margin: f64,
+    /// Write the region the method may change as a NIfTI mask on the input's grid (a folder for several inputs).
+    #[arg(long)]
+    mask_out: Option<PathBuf>,
+    /// Write QC pictures (renders before/after, slices with the removed region outlined) here.
+    #[arg(long)]
+    qc: Option<PathBuf>,
+    /// Write a JSON report of every input here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Inputs processed at once (default: number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Remove,
+    Blur,
+    Reface,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FillArg {
+    Air,
+    Noise,
+}
+
+impl DefaceArgs {
+    fn method(&self) -> Method {
+        let fill = match self.fill {
+            FillArg::Air => Fill::Air,
+            FillArg::Noise => Fill::Noise,
+        };
+        match self.method {
+            MethodArg::Remove => Method::Remove { fill },
+            MethodArg::Blur => Method::Blur {
+                sigma_mm: self.blur_sigma_mm,
+            },
+            MethodArg::Reface => Method::Reface { fill },
+        }
+    }
+}
+
+/// One input's entry in the JSON report.
+#[derive(Serialize, Default)]
+pub struct ItemReport {
+    input: PathBuf,
+    output: PathBuf,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    volumes: Vec<VolumeReport>,
+}
+
+#[derive(Serialize, Default)]
+pub struct VolumeReport {
+    method: String,
+    removed_volume_ml: f64,
+    voxels_changed: usize,
+    min_distance_to_brain_mm: Option<f64>,
+    timings_ms: Timings,
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outputs: Vec<PathBuf>,
+}
+
+#[derive(Serialize, Default)]
+struct Timings {
+    load: u64,
+    mask: u64,
+    apply: u64,
+    save: u64,
+    qc: u64,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    tool: &'static str,
+    version: &'static str,
+    method: Method,
+    margin_mm: f64,
+    ears: bool,
+    remove_bone: bool,
+    items: &'a [ItemReport],
+}
+
+pub fn run(args: &DefaceArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            crate::report_error(&format!("{e:#}"));
+            exit::ERROR
+        }
+    }
+}
+
+fn run_inner(args: &DefaceArgs) -> Result<u8> {
+    let mut args = args.clone();
+    if args.inputs.is_empty() {
+        prepare_demo(&mut args)?;
+    }
+    let Some(output) = args.output.clone() else {
+        bail!("no output given: use -o OUTPUT (a file for one NIfTI input, a folder otherwise)");
+    };
+    let items = inputs::plan(&args.inputs, &output).map_err(anyhow::Error::msg)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")?;
+    let bar = progress_bar(items.len());
+    let reports: Mutex<Vec<(usize, ItemReport)>> = Mutex::new(Vec::new());
+    pool.install(|| {
+        items.par_iter().enumerate().for_each(|(n, item)| {
+            let r = process(item, &args);
+            if let Some(e) = &r.error {
+                bar.suspend(|| crate::report_error(e));
+            }
+            bar.inc(1);
+            if let Ok(mut v) = reports.lock() {
+                v.push((n, r));
+            }
+        })
+    });
+    bar.finish_and_clear();
+    let mut reports = reports.into_inner().unwrap_or_default();
+    reports.sort_by_key(|(n, _)| *n);
+    let reports: Vec<ItemReport> = reports.into_iter().map(|(_, r)| r).collect();
+    let count = |s: &str| reports.iter().filter(|r| r.status == s).count();
+    let (done, skipped, failed) = (count("done"), count("skipped"), count("failed"));
+    eprintln!("defacer: {done} done, {skipped} skipped, {failed} failed");
+    if let Some(path) = &args.report {
+        write_report(path, &args, &reports)?;
+    }
+    Ok(if failed > 0 {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn progress_bar(n: usize) -> ProgressBar {
+    // indicatif draws nothing when stderr is not a terminal, so logs stay clean.
+    let bar = ProgressBar::new(n as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// With no input: write the embedded demo head into a folder and deface that.
+fn prepare_demo(args: &mut DefaceArgs) -> Result<()> {
+    let dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("defacer-demo"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let input = dir.join("ch2_2mm.nii.gz");
+    std::fs::write(&input, DEMO_HEAD)
+        .with_context(|| format!("{}: cannot write", input.display()))?;
+    eprintln!(
+        "defacer: no input given: defacing the bundled demo head (Colin27, 2 mm) into {}",
+        dir.display()
+    );
+    args.inputs = vec![input];
+    args.output = Some(dir.join("ch2_2mm_defaced.nii.gz"));
+    args.qc.get_or_insert_with(|| dir.join("qc"));
+    args.mask_out
+        .get_or_insert_with(|| dir.join("ch2_2mm_mask.nii.gz"));
+    args.report.get_or_insert_with(|| dir.join("report.json"));
+    args.overwrite = true;
+    Ok(())
+}
+
+fn process(item: &Item, args: &DefaceArgs) -> ItemReport {
+    let mut rep = ItemReport {
+        input: item.input.label().to_path_buf(),
+        output: item.output.clone(),
+        ..Default::default()
+    };
+    if item.output.exists() && !args.overwrite {
+        rep.status = "skipped";
+        rep.error = None;
+        eprintln!(
+            "defacer: {}: output exists, skipped (use --overwrite)",
+            item.output.display()
+        );
+        return rep;
+    }
+    match deface_item(item, args, &mut rep) {
+        Ok(()) => rep.status = "done",
+        Err(e) => {
+            rep.status = "failed";
+            rep.error = Some(format!("{e:#}"));
+        }
+    }
+    rep
+}
+
+fn ms(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+fn deface_item(item: &Item, args: &DefaceArgs, rep: &mut ItemReport) -> Result<()> {
+    let t = Instant::now();
+    let vols = defacer_volume::load(&item.input.paths())?;
+    let load_ms = ms(t);
+    let many = vols.len() > 1;
+    for (n, vol) in vols.into_iter().enumerate() {
+        // Several series in one folder: each gets its own output folder inside the output.
+        let out = if many {
+            item.output.join(format!("series-{:02}", n + 1))
+        } else {
+            item.output.clone()
+        };
+        let mut vr = deface_volume(vol, &out, args, item)?;
+        vr.timings_ms.load = load_ms;
+        rep.volumes.push(vr);
+    }
+    Ok(())
+}
+
+fn deface_volume(
+    mut vol: Volume,
+    out: &Path,
+    args: &DefaceArgs,
+    item: &Item,
+) -> Result<VolumeReport> {
+    let method = args.method();
+    let mut rep = VolumeReport {
+        method: method.name().to_string(),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)
+        .with_context(|| format!("{}", item.input.label().display()))?;
+    rep.timings_ms.mask = ms(t);
+    let t = Instant::now();
+    let original = args.qc.as_ref().map(|_| vol.clone());
+    let stats = defacer_apply::apply(&mut vol, &plan.region(), &method, plan.air_stored);
+    rep.timings_ms.apply = ms(t);
+    rep.voxels_changed = stats.voxels_changed;
+    let t = Instant::now();
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot create folder", parent.display()))?;
+    }
+    let opts = SaveOptions {
+        description: format!("defaced by defacer {}", env!("CARGO_PKG_VERSION")),
+    };
+    save_replacing(&vol, out, &opts, args.overwrite)?;
+    rep.timings_ms.save = ms(t);
+    rep.removed_volume_ml = plan.removed_ml;
+    rep.min_distance_to_brain_mm = plan.min_distance_mm;
+    rep.warnings = plan.warnings.clone();
+    let _ = original;
+    Ok(rep)
+}
+
+/// Saves, replacing an existing output only when asked. Files are replaced by rename (atomic);
+/// an existing output folder is moved aside first and restored if the save fails.
+fn save_replacing(vol: &Volume, out: &Path, opts: &SaveOptions, overwrite: bool) -> Result<()> {
+    if out.is_dir() && overwrite {
+        let aside = out.with_file_name(format!(
+            ".{}.defacer-old",
+            out.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(out, &aside)
+            .with_context(|| format!("{}: cannot replace", out.display()))?;
+        return match defacer_volume::save(vol, out, opts) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&aside);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::rename(&aside, out);
+                Err(e.into())
+            }
+        };
+    }
+    defacer_volume::save(vol, out, opts)?;
+    Ok(())
+}
+
+fn write_report(path: &Path, args: &DefaceArgs, items: &[ItemReport]) -> Result<()> {
+    let report = Report {
+        tool: "defacer",
+        version: env!("CARGO_PKG_VERSION"),
+        method: args.method(),
+        margin_mm: args.margin,
+        ears: args.ears,
+        remove_bone: args.remove_bone,
+        items,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    defacer_volume::output::write_file_atomically(path, |w| w.write_all(json.as_bytes()))?;
+    Ok(())
+}
