@@ -334,8 +334,35 @@ fn deface_volume(
     if let Source::Nifti(n) = &vol.source {
         rep.header_changes = n.identifying_fields();
     }
-    let _ = original;
+    if let (Some(dir), Some(before)) = (&sides.qc, &original) {
+        let t = Instant::now();
+        rep.outputs
+            .extend(write_qc(before, &vol, &plan.change, dir)?);
+        rep.timings_ms.qc = ms(t);
+    }
     Ok(rep)
+}
+
+/// Renders before/after (front, 45°, side) and slices with the changed region outlined.
+fn write_qc(
+    before: &Volume,
+    after: &Volume,
+    change: &ndarray::Array3<bool>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    use defacer_render::{qc, RenderOptions, View};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let views = [0.0, 45.0, 90.0].map(|yaw_deg| View {
+        yaw_deg,
+        pitch_deg: 0.0,
+    });
+    let renders = dir.join("renders_before_after.png");
+    let sheet = qc::before_after(before, after, &views, &RenderOptions::default())?;
+    qc::save_png(&sheet, &renders)?;
+    let slices = dir.join("slices_removed_region.png");
+    qc::save_png(&qc::mask_slices(before, &change.view())?, &slices)?;
+    Ok(vec![renders, slices])
 }
 
 /// The region the method may change, as a uint8 NIfTI (1 = may change) on the input's grid.
