@@ -125,6 +125,11 @@ impl Stream {
         self.gzipped
     }
 
+    /// The exact number of bytes left, when known (plain files).
+    pub fn exact_bytes_left(&self) -> Option<u64> {
+        (!self.gzipped).then_some(self.left_max)
+    }
+
     /// Reads up to `n` bytes (fewer only at the end of the data).
     pub fn read_up_to(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut out = vec![0u8; n.min(self.left_max as usize)];
