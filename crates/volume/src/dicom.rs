@@ -11,6 +11,17 @@
 //!   spacing gives an exact sheared affine and is accepted.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
+//!
+//! ```no_run
+//! use defacer_volume::dicom;
+//! let inputs = vec!["study/".into()];
+//! for s in dicom::scan(&inputs).unwrap() {
+//!     println!("{} {} {} ({} files)", s.uid, s.modality, s.description, s.files);
+//! }
+//! let uid = dicom::scan(&inputs).unwrap()[0].uid.clone();
+//! let vol = dicom::load_series(&inputs, &uid).unwrap();
+//! dicom::save(&vol, "defaced/".as_ref(), &Default::default()).unwrap();
+//! ```
 
 mod instance;
 mod pixels;

@@ -74,7 +74,7 @@ fn check_codec(rel: &str, name: &str, tool: &str, args: &[&str], expected_ts: &s
             w.display()
         );
     }
-    let back = load_one(&[out.clone()]);
+    let back = load_one(std::slice::from_ref(&out));
     assert_eq!(back.voxels, original.voxels);
     let pairs: Vec<_> = compressed
         .iter()
@@ -189,7 +189,7 @@ fn enhanced_multiframe_loads_like_the_classic_series_and_round_trips() {
     let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     python(MAKE_ENHANCED, &argv);
 
-    let vol = load_one(&[enhanced.clone()]);
+    let vol = load_one(std::slice::from_ref(&enhanced));
     assert_eq!(vol.dims(), classic.dims());
     let diff = (vol.affine.0 - classic.affine.0).amax();
     assert!(
@@ -218,10 +218,54 @@ fn enhanced_multiframe_loads_like_the_classic_series_and_round_trips() {
         1,
         "one file with all frames"
     );
-    let back = load_one(&[written.clone()]);
+    let back = load_one(std::slice::from_ref(&written));
     assert_eq!(back.voxels, vol.voxels);
     assert_eq!(back.affine, vol.affine);
     let problems = pydicom_write_problems(&[(enhanced, written)]);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn native_big_endian_and_implicit_little_endian_read_the_same_voxels() {
+    for (name, flag, ts, written_ts) in [
+        ("explicit-be", "+tb", "1.2.840.10008.1.2.2", EXPLICIT_VR_LE),
+        (
+            "implicit-le",
+            "+ti",
+            "1.2.840.10008.1.2",
+            "1.2.840.10008.1.2",
+        ),
+    ] {
+        for rel in ["mri/siemens_t1_2d_hfs", "ct/invesalius_ct_dicom"] {
+            let files = some_files(rel, 10, 5);
+            let original = load_one(&files);
+            let tmp = scratch(&format!("native-{name}-{}", rel.replace('/', "_")));
+            let converted = compress(&files, &tmp.join("in"), "dcmconv", &[flag]);
+            assert_eq!(transfer_syntax_of(&converted[0]), ts);
+            let vol = load_one(&converted);
+            assert_eq!(vol.voxels, original.voxels, "{name} {rel}");
+            assert_eq!(vol.affine, original.affine);
+            let out = tmp.join("out");
+            dicom::save(&vol, &out, &SaveOptions::default()).unwrap();
+            let written: Vec<PathBuf> = converted
+                .iter()
+                .map(|p| out.join(p.file_name().unwrap()))
+                .collect();
+            assert_eq!(
+                transfer_syntax_of(&written[0]),
+                written_ts,
+                "{name}: written transfer syntax"
+            );
+            assert_eq!(load_one(&[out.clone()]).voxels, original.voxels);
+            let pairs: Vec<_> = converted
+                .iter()
+                .cloned()
+                .zip(written.iter().cloned())
+                .collect();
+            let problems = pydicom_write_problems(&pairs);
+            assert!(problems.is_empty(), "{name} {rel}: {}", problems.join("\n"));
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
 }

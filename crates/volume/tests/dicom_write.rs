@@ -37,7 +37,7 @@ fn round_trip(files: &[PathBuf], name: &str) {
     };
     dicom::save(&vol, &out, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
 
-    let back = dicom::load(&[out.clone()]).unwrap();
+    let back = dicom::load(std::slice::from_ref(&out)).unwrap();
     assert_eq!(back.len(), 1, "{name}: written files form one series");
     let back = &back[0];
     assert_eq!(
