@@ -146,3 +146,20 @@ fn derived_uids_are_valid_and_stable() {
     );
     assert_ne!(dicom::derive_uid(&s.instances[1].sop_instance_uid), new);
 }
+
+/// The crate-level entry points dispatch DICOM folders to this module in both directions.
+#[test]
+fn crate_level_load_and_save_handle_dicom() {
+    let dir = real("mri/siemens_t1_2d_hfp");
+    let vols = defacer_volume::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].format(), "dicom");
+    assert!(vols[0].path().starts_with(&dir));
+    let tmp = scratch("write-crate-level");
+    let out = tmp.join("out");
+    defacer_volume::save(&vols[0], &out, &SaveOptions::default()).unwrap();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 35);
+    let back = defacer_volume::load(&[out]).unwrap();
+    assert_eq!(back[0].voxels, vols[0].voxels);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
