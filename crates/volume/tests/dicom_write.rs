@@ -163,3 +163,37 @@ fn crate_level_load_and_save_handle_dicom() {
     assert_eq!(back[0].voxels, vols[0].voxels);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Saving uses what was read: it neither touches the input files nor needs them any more.
+#[test]
+fn saving_neither_modifies_nor_needs_the_input_files() {
+    let tmp = scratch("write-inputs");
+    let input = tmp.join("in");
+    copy_dir(&real("mri/siemens_t1_2d_hfs"), &input);
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let mut vol = dicom::load(std::slice::from_ref(&input)).unwrap().remove(0);
+    mark(&mut vol);
+    dicom::save(&vol, &tmp.join("out1"), &SaveOptions::default()).unwrap();
+    for (p, bytes) in &before {
+        assert!(
+            &std::fs::read(p).unwrap() == bytes,
+            "{} was modified",
+            p.display()
+        );
+    }
+    std::fs::remove_dir_all(&input).unwrap();
+    dicom::save(&vol, &tmp.join("out2"), &SaveOptions::default()).unwrap();
+    for (p, _) in &before {
+        let name = p.file_name().unwrap();
+        assert!(
+            std::fs::read(tmp.join("out1").join(name)).unwrap()
+                == std::fs::read(tmp.join("out2").join(name)).unwrap(),
+            "output depends on the input files still being there"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
+use rayon::prelude::*;
 
-use super::instance::{probe, Instance, Probe};
 use super::{pixels, DicomSeries, SeriesInstance};
 use crate::output::write_dir_atomically;
 use crate::{with_voxels, Error, Result, Sample, SaveOptions, Source, Volume};
@@ -66,10 +66,12 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     }
     let names = output_names(series);
     write_dir_atomically(out, |tmp| {
-        for (inst, name) in series.instances.iter().zip(&names) {
-            write_instance(vol, inst, &tmp.join(name), opts)?;
-        }
-        Ok(())
+        // Files are independent; each one's bytes do not depend on the order they are written.
+        series
+            .instances
+            .par_iter()
+            .zip(names.par_iter())
+            .try_for_each(|(inst, name)| write_instance(vol, inst, &tmp.join(name), opts))
     })
 }
 
@@ -99,12 +101,11 @@ fn output_names(series: &DicomSeries) -> Vec<PathBuf> {
 /// The voxels of slice `k` as little-endian samples, rows one after the other.
 fn slice_le(vol: &Volume, k: usize) -> Vec<u8> {
     with_voxels!(&vol.voxels, a => {
-        let s = a.shape();
-        let mut out = Vec::with_capacity(s[0] * s[1] * vol.datatype().size_bytes());
-        for j in 0..s[1] {
-            for i in 0..s[0] {
-                a[[i, j, k, 0]].put_le(&mut out);
-            }
+        let slice = a.slice(ndarray::s![.., .., k, 0]);
+        let mut out = Vec::with_capacity(slice.len() * vol.datatype().size_bytes());
+        // Reversed axes iterate with i fastest, the order of a DICOM frame.
+        for v in slice.t().iter() {
+            v.put_le(&mut out);
         }
         out
     })
@@ -117,16 +118,16 @@ fn write_instance(
     opts: &SaveOptions,
 ) -> Result<()> {
     let path = &rec.path;
-    let (inst, obj): (Instance, _) = match probe(path)? {
-        Probe::Image(i, o) => (*i, *o),
-        _ => return Err(Error::invalid(path, "is no longer a DICOM image")),
-    };
-    if inst.sop_instance_uid != rec.sop_instance_uid || inst.frames.len() != rec.slices.len() {
-        return Err(Error::invalid(path, "file changed since it was read"));
+    let inst = &rec.header.info;
+    if inst.frames.len() != rec.slices.len() {
+        return Err(Error::invalid(
+            path,
+            "frame count does not match the series record",
+        ));
     }
     let [nx, ny, ..] = vol.dims();
     if (inst.columns as usize, inst.rows as usize) != (nx, ny)
-        || pixels::datatype_of(&inst)? != vol.datatype()
+        || pixels::datatype_of(inst)? != vol.datatype()
     {
         return Err(Error::invalid(
             path,
@@ -138,7 +139,7 @@ fn write_instance(
             ),
         ));
     }
-    let mut obj = obj;
+    let mut obj = (*rec.header.object).clone();
 
     let mut bytes = Vec::new();
     for &k in &rec.slices {
