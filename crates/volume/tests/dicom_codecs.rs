@@ -169,6 +169,8 @@ for ds in dss:
     item.PlanePositionSequence = Sequence([pp])
     pv = Dataset(); pv.RescaleSlope = ds.RescaleSlope; pv.RescaleIntercept = ds.RescaleIntercept; pv.RescaleType = 'US'
     item.PixelValueTransformationSequence = Sequence([pv])
+    ft = Dataset(); ft.FrameType = ['ORIGINAL', 'PRIMARY', 'M', 'NONE']
+    item.MRImageFrameTypeSequence = Sequence([ft])
     per.append(item)
 base.PerFrameFunctionalGroupsSequence = Sequence(per)
 for kw in ['ImagePositionPatient', 'ImageOrientationPatient', 'PixelSpacing', 'RescaleSlope', 'RescaleIntercept', 'SliceLocation']:
@@ -221,6 +223,16 @@ fn enhanced_multiframe_loads_like_the_classic_series_and_round_trips() {
     let back = load_one(std::slice::from_ref(&written));
     assert_eq!(back.voxels, vol.voxels);
     assert_eq!(back.affine, vol.affine);
+    let frame_types = python(
+        "import sys, pydicom\nds = pydicom.dcmread(sys.argv[1])\n\
+         print(set(f.MRImageFrameTypeSequence[0].FrameType[0] for f in ds.PerFrameFunctionalGroupsSequence))",
+        &[written.to_str().unwrap()],
+    );
+    assert_eq!(
+        frame_types.trim(),
+        "{'DERIVED'}",
+        "FrameType value 1 follows ImageType"
+    );
     let problems = pydicom_write_problems(&[(enhanced, written)]);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -285,10 +297,20 @@ fn lossy_jpeg_is_decoded_and_written_uncompressed_still_marked_lossy() {
          ds.BitsAllocated = 8\nds.BitsStored = 8\nds.HighBit = 7\nds.PixelData = a.tobytes()",
     );
     let lossy = tmp.join("lossy.dcm");
-    run("dcmcjpeg", &["--encode-baseline", u8_file.to_str().unwrap(), lossy.to_str().unwrap()]);
+    run(
+        "dcmcjpeg",
+        &[
+            "--encode-baseline",
+            u8_file.to_str().unwrap(),
+            lossy.to_str().unwrap(),
+        ],
+    );
     assert_eq!(transfer_syntax_of(&lossy), "1.2.840.10008.1.2.4.50");
     let dcmtk_decoded = tmp.join("dcmtk.dcm");
-    run("dcmdjpeg", &[lossy.to_str().unwrap(), dcmtk_decoded.to_str().unwrap()]);
+    run(
+        "dcmdjpeg",
+        &[lossy.to_str().unwrap(), dcmtk_decoded.to_str().unwrap()],
+    );
 
     let vol = load_one(std::slice::from_ref(&lossy));
     let reference = load_one(&[dcmtk_decoded]);
@@ -296,8 +318,15 @@ fn lossy_jpeg_is_decoded_and_written_uncompressed_still_marked_lossy() {
     // Lossy JPEG decoders may round the inverse DCT differently (ISO 10918-2 allows it): at most
     // one grey level apart from dcmtk.
     let (a, b) = (vol.voxels.frame_f32(0), reference.voxels.frame_f32(0));
-    let worst = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= 1.0, "decoded values differ from dcmtk by up to {worst}");
+    let worst = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1.0,
+        "decoded values differ from dcmtk by up to {worst}"
+    );
     assert_eq!(vol.affine, reference.affine);
 
     let out = tmp.join("out");
@@ -305,7 +334,10 @@ fn lossy_jpeg_is_decoded_and_written_uncompressed_still_marked_lossy() {
     let written = out.join("lossy.dcm");
     assert_eq!(transfer_syntax_of(&written), EXPLICIT_VR_LE);
     let back = load_one(std::slice::from_ref(&written));
-    assert_eq!(back.voxels, vol.voxels, "written pixels are exactly the decoded ones");
+    assert_eq!(
+        back.voxels, vol.voxels,
+        "written pixels are exactly the decoded ones"
+    );
     let flag = python(
         "import sys, pydicom; print(pydicom.dcmread(sys.argv[1]).LossyImageCompression)",
         &[written.to_str().unwrap()],
