@@ -11,6 +11,17 @@
 //!   spacing gives an exact sheared affine and is accepted.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
+//!
+//! ```no_run
+//! use defacer_volume::dicom;
+//! let inputs = vec!["study/".into()];
+//! for s in dicom::scan(&inputs).unwrap() {
+//!     println!("{} {} {} ({} files)", s.uid, s.modality, s.description, s.files);
+//! }
+//! let uid = dicom::scan(&inputs).unwrap()[0].uid.clone();
+//! let vol = dicom::load_series(&inputs, &uid).unwrap();
+//! dicom::save(&vol, "defaced/".as_ref(), &Default::default()).unwrap();
+//! ```
 
 mod instance;
 mod pixels;
@@ -20,6 +31,9 @@ mod write;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dicom_object::DefaultDicomObject;
 
 use ndarray::Array4;
 use rayon::prelude::*;
@@ -54,10 +68,32 @@ pub struct SeriesInstance {
     pub sop_instance_uid: String,
     /// For each frame of the file, in file order: its slice index `k` in the volume.
     pub slices: Vec<usize>,
+    /// The file's attributes without its pixel data, and what the loader read from them.
+    header: Header,
 }
 
-/// A DICOM series as read: its files and where each frame went, which is what is needed to
-/// write it back (files are re-read on save, so memory holds only the voxels).
+/// A parsed file without PixelData, kept so that saving writes back exactly what was read even
+/// if the input files change or disappear in between, without parsing them again.
+#[derive(Clone)]
+struct Header {
+    object: Arc<DefaultDicomObject>,
+    info: Arc<Instance>,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Header({} elements)", self.object.iter().count())
+    }
+}
+
+/// Pixels of one file, decoded, and its header.
+struct Decoded {
+    pixels: Vec<u8>,
+    header: Header,
+}
+
+/// A DICOM series as read: its files, where each frame went, and their attributes (without the
+/// pixel data, which lives only in the volume's voxels): what is needed to write it back.
 #[derive(Debug, Clone)]
 pub struct DicomSeries {
     pub series_uid: String,
@@ -176,9 +212,9 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
 fn read_instances(
     paths: &[PathBuf],
     decode: impl Fn(&Instance) -> bool + Sync,
-) -> Result<Vec<(Instance, Option<Vec<u8>>)>> {
+) -> Result<Vec<(Instance, Option<Decoded>)>> {
     let cands = candidates(paths)?;
-    let read: Vec<Option<(Instance, Option<Vec<u8>>)>> = cands
+    let read: Vec<Option<(Instance, Option<Decoded>)>> = cands
         .par_iter()
         .map(|c| match probe(&c.path)? {
             Probe::NotDicom if c.named => Err(Error::invalid(
@@ -190,7 +226,7 @@ fn read_instances(
                 "DICOM file without an image (no PixelData)",
             )),
             Probe::NotDicom | Probe::NotImage => Ok(None),
-            Probe::Image(inst, obj) => {
+            Probe::Image(inst, mut obj) => {
                 if !inst.has_pixel_data {
                     return Err(Error::invalid(
                         &inst.path,
@@ -199,7 +235,13 @@ fn read_instances(
                 }
                 let data = if decode(&inst) {
                     pixels::datatype_of(&inst)?;
-                    Some(pixels::decode_le(&inst, &obj)?)
+                    let pixels = pixels::decode_le(&inst, &obj)?;
+                    obj.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+                    let header = Header {
+                        object: Arc::new(*obj),
+                        info: Arc::new((*inst).clone()),
+                    };
+                    Some(Decoded { pixels, header })
                 } else {
                     None
                 };
@@ -216,7 +258,7 @@ fn read_instances(
 
 /// Indices of the instances of each series, series ordered by SeriesNumber then UID, instances
 /// in path order.
-fn group(found: &[(Instance, Option<Vec<u8>>)]) -> Vec<Vec<usize>> {
+fn group(found: &[(Instance, Option<Decoded>)]) -> Vec<Vec<usize>> {
     let mut by_uid: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (inst, _)) in found.iter().enumerate() {
         by_uid.entry(inst.series_uid.as_str()).or_default().push(i);
@@ -240,7 +282,7 @@ fn modality_of(s: &str) -> Modality {
 }
 
 /// Builds the volume of one series from its decoded instances.
-fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<Volume> {
+fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<Volume> {
     let first = &found[members[0]].0;
     let datatype = pixels::datatype_of(first)?;
     for &m in members {
@@ -306,10 +348,7 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
     let mut slices: Vec<&[u8]> = Vec::with_capacity(frames.len());
     for &idx in &stacked.order {
         let (m, f) = frames[idx];
-        let data = found[m]
-            .1
-            .as_deref()
-            .ok_or_else(|| Error::invalid(&found[m].0.path, "pixel data not decoded"))?;
+        let data = decoded(found, m)?;
         slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
     }
     let dims = [first.columns as usize, first.rows as usize, slices.len(), 1];
@@ -325,6 +364,11 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
             path: inst.path.clone(),
             sop_instance_uid: inst.sop_instance_uid.clone(),
             slices: k_of[next..next + n].to_vec(),
+            header: found[m]
+                .1
+                .as_ref()
+                .map(|d| d.header.clone())
+                .ok_or_else(|| Error::invalid(&inst.path, "pixel data not decoded"))?,
         });
         next += n;
     }
@@ -339,6 +383,14 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
             tilt_degrees: stacked.tilt_degrees,
         }),
     })
+}
+
+fn decoded(found: &[(Instance, Option<Decoded>)], m: usize) -> Result<&[u8]> {
+    found[m]
+        .1
+        .as_ref()
+        .map(|d| d.pixels.as_slice())
+        .ok_or_else(|| Error::invalid(&found[m].0.path, "pixel data not decoded"))
 }
 
 /// A stored sample read from little-endian bytes.

@@ -37,7 +37,7 @@ fn round_trip(files: &[PathBuf], name: &str) {
     };
     dicom::save(&vol, &out, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
 
-    let back = dicom::load(&[out.clone()]).unwrap();
+    let back = dicom::load(std::slice::from_ref(&out)).unwrap();
     assert_eq!(back.len(), 1, "{name}: written files form one series");
     let back = &back[0];
     assert_eq!(
@@ -145,4 +145,55 @@ fn derived_uids_are_valid_and_stable() {
         "{new}"
     );
     assert_ne!(dicom::derive_uid(&s.instances[1].sop_instance_uid), new);
+}
+
+/// The crate-level entry points dispatch DICOM folders to this module in both directions.
+#[test]
+fn crate_level_load_and_save_handle_dicom() {
+    let dir = real("mri/siemens_t1_2d_hfp");
+    let vols = defacer_volume::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].format(), "dicom");
+    assert!(vols[0].path().starts_with(&dir));
+    let tmp = scratch("write-crate-level");
+    let out = tmp.join("out");
+    defacer_volume::save(&vols[0], &out, &SaveOptions::default()).unwrap();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 35);
+    let back = defacer_volume::load(&[out]).unwrap();
+    assert_eq!(back[0].voxels, vols[0].voxels);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Saving uses what was read: it neither touches the input files nor needs them any more.
+#[test]
+fn saving_neither_modifies_nor_needs_the_input_files() {
+    let tmp = scratch("write-inputs");
+    let input = tmp.join("in");
+    copy_dir(&real("mri/siemens_t1_2d_hfs"), &input);
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let mut vol = dicom::load(std::slice::from_ref(&input)).unwrap().remove(0);
+    mark(&mut vol);
+    dicom::save(&vol, &tmp.join("out1"), &SaveOptions::default()).unwrap();
+    for (p, bytes) in &before {
+        assert!(
+            &std::fs::read(p).unwrap() == bytes,
+            "{} was modified",
+            p.display()
+        );
+    }
+    std::fs::remove_dir_all(&input).unwrap();
+    dicom::save(&vol, &tmp.join("out2"), &SaveOptions::default()).unwrap();
+    for (p, _) in &before {
+        let name = p.file_name().unwrap();
+        assert!(
+            std::fs::read(tmp.join("out1").join(name)).unwrap()
+                == std::fs::read(tmp.join("out2").join(name)).unwrap(),
+            "output depends on the input files still being there"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -197,6 +197,15 @@ impl Instance {
         let per_frame = obj
             .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
             .and_then(|e| e.items());
+        if number_of_frames > 1 && per_frame.is_none() {
+            return Err(Error::unsupported(
+                path,
+                format!(
+                    "{number_of_frames} frames without PerFrameFunctionalGroupsSequence: \
+                     frame positions are unknown"
+                ),
+            ));
+        }
         let shared =
             GroupValues::from_item(first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE));
         let mut frames = Vec::with_capacity(number_of_frames as usize);
@@ -214,8 +223,6 @@ impl Instance {
                     })?;
                     GroupValues::from_item(Some(item)).or(shared).or(classic)
                 }
-                // A multi-frame file without functional groups has one position for the first
-                // frame only; geometry checks later refuse it unless it is a single frame.
                 None => classic,
             };
             let slope = v.slope.unwrap_or(1.0);
@@ -227,11 +234,7 @@ impl Instance {
                 ));
             }
             frames.push(FrameInfo {
-                position: if per_frame.is_some() || number_of_frames == 1 {
-                    v.position
-                } else {
-                    None
-                },
+                position: v.position,
                 orientation: v.orientation,
                 spacing: v.spacing,
                 thickness: v.thickness,
@@ -254,7 +257,7 @@ impl Instance {
             transfer_syntax: obj
                 .meta()
                 .transfer_syntax()
-                .trim_end_matches(|c: char| c == '\0' || c == ' ')
+                .trim_end_matches(['\0', ' '])
                 .to_string(),
             rows,
             columns,

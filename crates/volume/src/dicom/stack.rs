@@ -68,7 +68,7 @@ fn geometry_of(p: &Placed) -> Result<(Geometry, Vector3<f64>)> {
     let spacing = f
         .spacing
         .ok_or_else(|| Error::invalid(p.path, "missing PixelSpacing: voxel size unknown"))?;
-    if spacing.iter().any(|s| !(*s > 0.0)) {
+    if spacing.iter().any(|s| s.is_nan() || *s <= 0.0) {
         return Err(Error::invalid(
             p.path,
             format!("invalid PixelSpacing {spacing:?}"),
@@ -212,17 +212,13 @@ fn check_on_affine_line(
     } else {
         return Ok(());
     };
-    let mut worst: Option<(usize, f64)> = None;
+    let mut off_grid = false;
     let mut off_line: Option<(usize, f64)> = None;
     for (k, &idx) in order.iter().enumerate() {
-        let d = positions[idx] - (p0 + step * k as f64);
-        let err = d.norm();
-        if err > POSITION_TOLERANCE_MM && worst.map_or(true, |(_, e)| err > e) {
-            worst = Some((idx, err));
-        }
+        off_grid |= (positions[idx] - (p0 + step * k as f64)).norm() > POSITION_TOLERANCE_MM;
         let rel = positions[idx] - p0;
         let perp = (rel - dir * rel.dot(&dir)).norm();
-        if perp > POSITION_TOLERANCE_MM && off_line.map_or(true, |(_, e)| perp > e) {
+        if perp > POSITION_TOLERANCE_MM && off_line.is_none_or(|(_, e)| perp > e) {
             off_line = Some((idx, perp));
         }
     }
@@ -234,22 +230,29 @@ fn check_on_affine_line(
             ),
         ));
     }
-    let Some((idx, err)) = worst else {
+    if !off_grid {
         return Ok(());
-    };
+    }
     let gaps: Vec<f64> = order
         .windows(2)
         .map(|w| (positions[w[1]] - positions[w[0]]).norm())
         .collect();
     let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
     let max = gaps.iter().copied().fold(0.0, f64::max);
+    // Name the file after the gap most unlike the average step: where a slice is missing or
+    // the spacing changes.
+    let mean = step.norm();
+    let odd = (0..gaps.len())
+        .max_by(|&a, &b| (gaps[a] - mean).abs().total_cmp(&(gaps[b] - mean).abs()))
+        .unwrap_or(0);
     let spacing = format!(
-        "uneven slice spacing ({min:.2} to {max:.2} mm; a slice is {err:.2} mm off an even grid)"
+        "uneven slice spacing ({min:.2} to {max:.2} mm; a {:.2} mm gap next to this slice)",
+        gaps[odd]
     );
     let problem = if tilt_degrees > 0.05 {
         format!("gantry tilt {tilt_degrees:.1}° with {spacing} cannot be represented by one affine")
     } else {
         format!("{spacing} cannot be represented by one affine")
     };
-    Err(Error::unsupported(frames[idx].path, problem))
+    Err(Error::unsupported(frames[order[odd + 1]].path, problem))
 }

@@ -348,6 +348,13 @@ for src, dst in zip(args[0::2], args[1::2]):
         problems.append(f'{dst}: SOPInstanceUID unchanged')
     if b.file_meta.MediaStorageSOPInstanceUID != b.SOPInstanceUID:
         problems.append(f'{dst}: MediaStorageSOPInstanceUID does not match SOPInstanceUID')
+    # FrameType value 1 of enhanced files must follow ImageType: expect DERIVED there too.
+    for groups in ['SharedFunctionalGroupsSequence', 'PerFrameFunctionalGroupsSequence']:
+        for item in (a[groups].value if groups in a else []):
+            for ft_seq in ['MRImageFrameTypeSequence', 'CTImageFrameTypeSequence']:
+                for ft in (item[ft_seq].value if ft_seq in item else []):
+                    if 'FrameType' in ft:
+                        ft.FrameType = ['DERIVED'] + list(ft.FrameType)[1:]
     it_a, it_b = list(a.ImageType), list(b.ImageType)
     if it_b[0] != 'DERIVED' or it_b[1:] != it_a[1:]:
         problems.append(f'{dst}: ImageType {it_b} from {it_a}')
