@@ -65,15 +65,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VOLUMES = {
     "ch2": {"path": "mri/ch2.nii.gz", "kind": "nifti", "head_threshold": 25},
     "t2w_partial_face": {"path": "mri/t2w_partial_face.nii.gz", "kind": "nifti",
-                         "head_threshold": 60},
+                         "head_threshold": 100},
     "invesalius_ct": {"path": "ct/invesalius_ct.nii.gz", "kind": "nifti",
                       "head_threshold": -300},
     "philips_mprage_t1": {"path": "mri/philips_mprage_t1", "kind": "dcm2niix",
-                          "head_threshold": 60},
+                          "head_threshold": 8000},
     "siemens_t1_2d_hfs": {"path": "mri/siemens_t1_2d_hfs", "kind": "dcm2niix",
-                          "head_threshold": 60},
+                          "head_threshold": 150},
     "siemens_t1_2d_hfp": {"path": "mri/siemens_t1_2d_hfp", "kind": "dcm2niix",
-                          "head_threshold": 60},
+                          "head_threshold": 150},
     "invesalius_ct_dicom": {"path": "ct/invesalius_ct_dicom", "kind": "dcm2niix",
                             "head_threshold": -300},
     "ge_tilted_ct": {"path": "ct/ge_tilted_ct", "kind": "dicom_slices",
@@ -331,11 +331,67 @@ LANDMARKS = {
                        "how": "inside the left cerebellar hemisphere, inferior-posterior "
                               "part, ~6 mm inside its surface; checked on three planes"},
     },
+    "philips_mprage_t1": {
+        "nose_tip": {"ras": [-1.0, 120.0, -22.0],
+                     "how": "most anterior head voxel (threshold 8000) for x -8..5, "
+                            "z -40..0 (y=120 at x -2..1, z -23..-21); sagittal x=-1 and "
+                            "axial z=-22"},
+        "eye_left": {"ras": [-31.7, 65.5, 11.0],
+                     "how": "centroid of the dark vitreous (2000..11000) grown from a "
+                            "seed within 14 mm; globe x -43..-20, y 54..77, z 0..22 on "
+                            "three planes"},
+        "eye_right": {"ras": [29.0, 65.8, 10.0],
+                      "how": "as eye_left; globe x 18..40, y 54..77, z -1..21"},
+        "upper_lip": {"ras": [-2.0, 106.0, -52.0],
+                      "how": "upper-lip vermilion above the stomion (z=-58) and in front "
+                             "of the upper incisors; the lip profile is flat (y=106 "
+                             "from z=-55 to -42), point taken 6 mm above the stomion; "
+                             "sagittal x=-2, coronal y=106"},
+        "chin": {"ras": [-2.0, 103.0, -95.0],
+                 "how": "most anterior skin of the chin in front of the mandibular "
+                        "symphysis (y=103 for z -102..-88, middle taken); faint signal "
+                        "(coil edge); coronal y=103 and axial z=-95"},
+        "tragus_left": {"ras": [-71.0, 4.0, -13.0],
+                        "how": "posterior skin of the tragus at the ear-canal entrance "
+                               "(air of the canal/concha at y<=2), lateral edge x=-73; "
+                               "axial z=-13, sagittal x=-68"},
+        "tragus_right": {"ras": [70.0, 4.0, -15.0],
+                         "how": "as tragus_left: tissue edge y=4..5 for x 66..71, canal "
+                                "air at y 1..3; axial z=-15, sagittal x=66"},
+        "frontal_pole": {"ras": [8.0, 76.0, 38.0],
+                         "how": "most anterior cortex: walking +y through brain tissue "
+                                "(>22000) stops at y=76 for x 6..10, z 33..44 (left "
+                                "hemisphere: 74); under the large frontal sinus; axial "
+                                "z=38, sagittal x=8"},
+        "temporal_pole_left": {"ras": [-39.0, 31.0, 1.0],
+                               "how": "anterior tip of the temporal lobe in the middle "
+                                      "cranial fossa (below the orbital roof, lateral to "
+                                      "the orbit); sagittal x=-40..-36, axial z=1"},
+        "temporal_pole_right": {"ras": [35.0, 33.0, 2.0],
+                                "how": "as temporal_pole_left; sagittal x=34..38, "
+                                       "coronal y=33"},
+        "cerebellum": {"ras": [-25.0, -59.0, -11.0],
+                       "how": "left cerebellar hemisphere, ~8 mm inside its "
+                              "inferior-posterior surface (surface at y=-65, z=-17 on "
+                              "sagittal x=-25)"},
+    },
 }
 
 # ---------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------
+
+
+def _window(sl, grid, a, b, c, half):
+    """Display range from the part of the slice that is shown (faint skin stays visible)."""
+    ia = slice(max(int((c[a] - half - grid.origin[a]) / grid.step), 0),
+               max(int((c[a] + half - grid.origin[a]) / grid.step) + 1, 1))
+    ib = slice(max(int((c[b] - half - grid.origin[b]) / grid.step), 0),
+               max(int((c[b] + half - grid.origin[b]) / grid.step) + 1, 1))
+    crop = sl[ia, ib]
+    if crop.size == 0:
+        crop = sl
+    return np.percentile(crop, [1, 99])
 
 
 def render(grid, ras, title, path, half=60, extra=()):
@@ -355,6 +411,7 @@ def render(grid, ras, title, path, half=60, extra=()):
     for ax, (lab, sl, a, b, xl, yl) in zip(axs, views):
         ext = [grid.origin[a], grid.origin[a] + (sl.shape[0] - 1) * grid.step,
                grid.origin[b], grid.origin[b] + (sl.shape[1] - 1) * grid.step]
+        lo, hi = _window(sl, grid, a, b, ras, half)
         ax.imshow(sl.T, origin="lower", cmap="gray", vmin=lo, vmax=hi, extent=ext)
         ax.plot([ras[a]], [ras[b]], "r+", ms=18, mew=1.5)
         for p, c in extra:
@@ -391,6 +448,7 @@ def render_stack(grid, axis, levels, center, half, title, path, marks=()):
         sl = np.take(d, np.clip(idx, 0, d.shape[axis] - 1), axis=axis)
         ext = [grid.origin[a], grid.origin[a] + (sl.shape[0] - 1) * grid.step,
                grid.origin[b], grid.origin[b] + (sl.shape[1] - 1) * grid.step]
+        lo, hi = _window(sl, grid, a, b, center, half)
         ax.imshow(sl.T, origin="lower", cmap="gray", vmin=lo, vmax=hi, extent=ext)
         ax.set_xlim(center[a] - half, center[a] + half)
         ax.set_ylim(center[b] - half, center[b] + half)
@@ -550,8 +608,8 @@ def check_volume(name, vol, grid, lms, data_root, chk):
             n = pts["nose_tip"]
             chk.ok(abs(n[0] - mid[0]) <= 8, f"{name}: nose_tip within 8 mm of the eyes' "
                    f"midline in x ({n[0] - mid[0]:.1f})")
-            chk.ok(15 <= n[1] - mid[1] <= 45, f"{name}: nose_tip {n[1] - mid[1]:.1f} mm "
-                   "anterior to the eye centres (15..45)")
+            chk.ok(20 <= n[1] - mid[1] <= 60, f"{name}: nose_tip {n[1] - mid[1]:.1f} mm "
+                   "anterior to the eye centres (20..60)")
     for a, b in (("tragus_left", "tragus_right"), ("temporal_pole_left", "temporal_pole_right")):
         if a in pts and b in pts:
             chk.ok(pts[a][0] < pts[b][0], f"{name}: {a} has smaller x than {b}")
