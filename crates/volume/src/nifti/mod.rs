@@ -420,9 +420,14 @@ fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions)
     }
 }
 
-/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name).
+/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name),
+/// with the affine in the sform (code 2, aligned) and qform code 0, as nibabel writes new images.
 fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     vol.affine.validate().map_err(|p| Error::invalid(out, p))?;
+    if let Some(d) = vol.dims().iter().find(|&&d| d > i16::MAX as usize) {
+        let p = format!("a dimension of {d} voxels does not fit a NIfTI-1 header");
+        return Err(Error::unsupported(out, p));
+    }
     let (datatype_code, bitpix) = samples::code_of(vol.datatype());
     let m = vol.affine.to_row_major();
     let new = header::NewHeader {
