@@ -1,0 +1,31 @@
+//! # defacer-render
+//!
+//! Shaded pictures of a head's skin surface, as a person (or a face recognizer) would see a 3-D
+//! reconstruction of the scan, plus the QC pictures that go with a defaced volume.
+//!
+//! - [`SkinScene`]: a volume resampled onto a world-aligned (RAS) isotropic grid, smoothed, with
+//!   its skin level ([`skin_level`]: Otsu for MRI, −250 HU for CT) and a [`Framing`] sphere
+//!   around the head. [`SkinScene::render`] ray-casts the first crossing of the skin level
+//!   (trilinear, gradient normals, light at the viewer) orthographically from a [`View`].
+//! - [`View`]: yaw/pitch around the face, defined in world coordinates from the affine, so the
+//!   face is upright whatever the file's axis order.
+//! - [`qc::before_after`] and [`qc::mask_slices`]: pictures for `--qc`.
+//!
+//! ```no_run
+//! use defacer_render::{RenderOptions, SkinScene, View, qc::save_png};
+//! let vol = &defacer_volume::load(&["head.nii.gz".into()]).unwrap()[0];
+//! let scene = SkinScene::new(vol, &RenderOptions::default()).unwrap();
+//! for view in View::around_face() {
+//!     save_png(&scene.render(&view), format!("{}.png", view.name()).as_ref()).unwrap();
+//! }
+//! ```
+
+mod error;
+pub mod qc;
+mod scene;
+pub mod skin_level;
+pub mod world_grid;
+
+pub use error::{Error, Result};
+pub use scene::{Framing, RenderOptions, SkinScene, SurfaceHit, View};
+pub use skin_level::skin_level;
