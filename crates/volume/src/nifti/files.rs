@@ -125,6 +125,10 @@ impl Stream {
         self.gzipped
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The exact number of bytes left, when known (plain files).
     pub fn exact_bytes_left(&self) -> Option<u64> {
         (!self.gzipped).then_some(self.left_max)
