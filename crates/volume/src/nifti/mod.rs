@@ -13,8 +13,11 @@
 //!
 //! [`NiftiSource::identifying_fields`] lists what `save` removes, for reports.
 //!
-//! Geometry follows nibabel (see [`xform`]); scaling follows nibabel too: `scl_slope` 0 or not
-//! finite means unscaled. Bytes after the voxel data are not kept.
+//! Geometry follows nibabel's `get_best_affine`: the sform when its code is 1–5, else the
+//! qform (qfac other than -1 counts as 1), else pixdim about the volume centre with x flipped
+//! ([`XformSource`] says which). Scaling follows nibabel too: `scl_slope` 0 or not finite means
+//! unscaled. Bytes after the voxel data are not kept. Modality is unknown: nothing in a NIfTI
+//! header says it reliably.
 
 mod files;
 mod header;
