@@ -217,6 +217,15 @@ fn failed_saves_leave_nothing() {
     .unwrap();
     let e = nifti::save(&changed, &dir.join("dtype.nii"), &opts).unwrap_err();
     assert!(e.to_string().contains("datatype"), "{e}");
+    // An in-memory volume too wide for a NIfTI-1 header.
+    let wide = defacer_volume::Volume::synthetic(
+        defacer_volume::Voxels::from_file_order([40000, 1, 1, 1], vec![0u8; 40000]).unwrap(),
+        vol.affine,
+        vol.scaling,
+        vol.modality,
+    );
+    let e = nifti::save(&wide, &dir.join("wide.nii"), &opts).unwrap_err();
+    assert!(e.to_string().contains("40000"), "{e}");
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "files left after failed saves: {left:?}");
 }

@@ -13,8 +13,11 @@
 //!
 //! [`NiftiSource::identifying_fields`] lists what `save` removes, for reports.
 //!
-//! Geometry follows nibabel (see [`xform`]); scaling follows nibabel too: `scl_slope` 0 or not
-//! finite means unscaled. Bytes after the voxel data are not kept.
+//! Geometry follows nibabel's `get_best_affine`: the sform when its code is 1–5, else the
+//! qform (qfac other than -1 counts as 1), else pixdim about the volume centre with x flipped
+//! ([`XformSource`] says which). Scaling follows nibabel too: `scl_slope` 0 or not finite means
+//! unscaled. Bytes after the voxel data are not kept. Modality is unknown: nothing in a NIfTI
+//! header says it reliably.
 
 mod files;
 mod header;
@@ -224,31 +227,16 @@ pub fn load(path: &Path) -> Result<Volume> {
     let vox_offset = vox_offset(&header, &files).map_err(invalid)?;
 
     let what = format!("voxel data ({} {datatype})", dims_text(dims));
-    let (after_header, before_data, bytes, gzipped) = match &files {
-        Files::Single(_) => {
-            let gap = vox_offset - header.size() as u64;
-            if hs.exact_bytes_left().is_some_and(|left| gap > left) {
-                let p = format!("vox_offset {vox_offset} lies beyond the end of the file");
-                return Err(Error::invalid(&hdr_path, p));
-            }
-            let after = hs.read_exact(gap, &format!("data before vox_offset {vox_offset}"))?;
-            let bytes = hs.read_exact(data_len, &what)?;
-            let gz = hs.is_gzipped();
-            hs.finish()?;
-            (after, Vec::new(), bytes, gz)
-        }
-        Files::Pair { img, .. } => {
-            let after = hs.read_rest(MAX_HDR_EXTENSIONS, "header extension data")?;
-            hs.finish()?;
-            let mut ds = Stream::open(img)?;
-            let before =
-                ds.read_exact(vox_offset, &format!("data before vox_offset {vox_offset}"))?;
-            let bytes = ds.read_exact(data_len, &what)?;
-            let gz = ds.is_gzipped();
-            ds.finish()?;
-            (after, before, bytes, gz)
-        }
+    let stored = match &files {
+        Files::Single(_) => read_single(hs, &header, vox_offset, data_len, &what)?,
+        Files::Pair { img, .. } => read_pair(hs, img, vox_offset, data_len, &what)?,
     };
+    let Stored {
+        after_header,
+        before_data,
+        bytes,
+        gzipped,
+    } = stored;
     let voxels = samples::decode(datatype, header.byte_order(), dims, bytes)
         .ok_or_else(|| Error::invalid(files.data_path(), "voxel data does not match dims"))?;
     let read = AsRead {
@@ -273,6 +261,63 @@ pub fn load(path: &Path) -> Result<Volume> {
         scaling,
         modality: Modality::Unknown,
         source: Source::Nifti(source),
+    })
+}
+
+/// What follows the header block on disk.
+struct Stored {
+    after_header: Vec<u8>,
+    before_data: Vec<u8>,
+    /// The voxel data, exactly `data_len` bytes.
+    bytes: Vec<u8>,
+    gzipped: bool,
+}
+
+/// The rest of a single `.nii` file, `hs` being just past the header block.
+fn read_single(
+    mut hs: Stream,
+    header: &NiftiHeader,
+    vox_offset: u64,
+    data_len: u64,
+    what: &str,
+) -> Result<Stored> {
+    let gap = vox_offset - header.size() as u64;
+    if hs.exact_bytes_left().is_some_and(|left| gap > left) {
+        let p = format!("vox_offset {vox_offset} lies beyond the end of the file");
+        return Err(Error::invalid(hs.path(), p));
+    }
+    let after_header = hs.read_exact(gap, &format!("data before vox_offset {vox_offset}"))?;
+    let bytes = hs.read_exact(data_len, what)?;
+    let gzipped = hs.is_gzipped();
+    hs.finish()?;
+    Ok(Stored {
+        after_header,
+        before_data: Vec::new(),
+        bytes,
+        gzipped,
+    })
+}
+
+/// The rest of a `.hdr` (extensions) and the `.img`.
+fn read_pair(
+    mut hs: Stream,
+    img: &Path,
+    vox_offset: u64,
+    data_len: u64,
+    what: &str,
+) -> Result<Stored> {
+    let after_header = hs.read_rest(MAX_HDR_EXTENSIONS, "header extension data")?;
+    hs.finish()?;
+    let mut ds = Stream::open(img)?;
+    let before_data = ds.read_exact(vox_offset, &format!("data before vox_offset {vox_offset}"))?;
+    let bytes = ds.read_exact(data_len, what)?;
+    let gzipped = ds.is_gzipped();
+    ds.finish()?;
+    Ok(Stored {
+        after_header,
+        before_data,
+        bytes,
+        gzipped,
     })
 }
 
@@ -420,9 +465,14 @@ fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions)
     }
 }
 
-/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name).
+/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name),
+/// with the affine in the sform (code 2, aligned) and qform code 0, as nibabel writes new images.
 fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     vol.affine.validate().map_err(|p| Error::invalid(out, p))?;
+    if let Some(d) = vol.dims().iter().find(|&&d| d > i16::MAX as usize) {
+        let p = format!("a dimension of {d} voxels does not fit a NIfTI-1 header");
+        return Err(Error::unsupported(out, p));
+    }
     let (datatype_code, bitpix) = samples::code_of(vol.datatype());
     let m = vol.affine.to_row_major();
     let new = header::NewHeader {
