@@ -107,7 +107,9 @@ pub struct DicomSeries {
 impl DicomSeries {
     /// The first file of the series.
     pub fn path(&self) -> &Path {
-        &self.instances[0].path
+        self.instances
+            .first()
+            .map_or(Path::new(""), |i| i.path.as_path())
     }
 }
 
@@ -227,14 +229,8 @@ fn read_instances(
             )),
             Probe::NotDicom | Probe::NotImage => Ok(None),
             Probe::Image(inst, mut obj) => {
-                if !inst.has_pixel_data {
-                    return Err(Error::invalid(
-                        &inst.path,
-                        "no pixel data (PixelData element missing)",
-                    ));
-                }
                 let data = if decode(&inst) {
-                    pixels::datatype_of(&inst)?;
+                    inst.check_supported()?;
                     let pixels = pixels::decode_le(&inst, &obj)?;
                     obj.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
                     let header = Header {

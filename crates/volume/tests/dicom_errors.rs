@@ -248,3 +248,77 @@ fn a_missing_slice_is_refused_as_uneven_spacing() {
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn twelve_bit_lossy_jpeg_is_unsupported_and_named() {
+    let tmp = scratch("err-jpeg12");
+    let f = tmp.join("jpeg12.dcm");
+    let src = real("mri/philips_mprage_t1/1301_0080.dcm");
+    run(
+        "dcmcjpeg",
+        &[
+            "--encode-extended",
+            src.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ],
+    );
+    let err = dicom::load(std::slice::from_ref(&f)).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert_one_line_naming(&err, &f, "12-bit lossy JPEG");
+    assert!(err.to_string().contains("1.2.840.10008.1.2.4.51"), "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_siemens_mosaic_is_refused_not_misplaced() {
+    let (tmp, dir) = siemens_copy("err-mosaic");
+    let f = first_file(&dir);
+    pydicom_edit(
+        &f.clone(),
+        &f,
+        "ds.ImageType = list(ds.ImageType) + ['MOSAIC']",
+    );
+    let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert_one_line_naming(&err, &f, "mosaic");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// An unsupported series next to a good one neither hides the good one from `scan` nor stops it
+/// from loading; loading everything reports the unsupported file.
+#[test]
+fn an_unsupported_series_does_not_block_another_one() {
+    let (tmp, dir) = siemens_copy("err-other-series");
+    let good_uid = dicom::scan(std::slice::from_ref(&dir)).unwrap()[0]
+        .uid
+        .clone();
+    let src = first_file(&dir);
+    let mosaic = dir.join("mosaic.dcm");
+    pydicom_edit(
+        &src,
+        &mosaic,
+        "ds.ImageType = list(ds.ImageType) + ['MOSAIC']\nds.SeriesInstanceUID = ds.SeriesInstanceUID + '.7'\n\
+         ds.SOPInstanceUID = ds.SOPInstanceUID + '.7'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID",
+    );
+    let jpegls = dir.join("jpegls.dcm");
+    let other = tmp.join("other.dcm");
+    pydicom_edit(
+        &src,
+        &other,
+        "ds.SeriesInstanceUID = ds.SeriesInstanceUID + '.8'\n\
+         ds.SOPInstanceUID = ds.SOPInstanceUID + '.8'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID",
+    );
+    run(
+        "dcmcjpls",
+        &[other.to_str().unwrap(), jpegls.to_str().unwrap()],
+    );
+
+    let list = dicom::scan(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    let vol = dicom::load_series(std::slice::from_ref(&dir), &good_uid).unwrap();
+    assert_eq!(vol.dims(), [256, 256, 35, 1]);
+    let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.path() == mosaic || err.path() == jpegls, "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

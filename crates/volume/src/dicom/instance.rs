@@ -38,10 +38,15 @@ pub(crate) struct Instance {
     pub columns: u32,
     pub samples_per_pixel: u16,
     pub bits_allocated: u16,
+    pub bits_stored: u16,
     /// 0 = unsigned, 1 = two's complement.
     pub pixel_representation: u16,
     pub has_pixel_data: bool,
     pub has_float_pixel_data: bool,
+    /// Siemens mosaic: many slices tiled into one frame.
+    pub mosaic: bool,
+    /// Several frames but no per-frame functional groups to say where each one is.
+    pub frames_without_positions: bool,
     pub frames: Vec<FrameInfo>,
 }
 
@@ -197,15 +202,6 @@ impl Instance {
         let per_frame = obj
             .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
             .and_then(|e| e.items());
-        if number_of_frames > 1 && per_frame.is_none() {
-            return Err(Error::unsupported(
-                path,
-                format!(
-                    "{number_of_frames} frames without PerFrameFunctionalGroupsSequence: \
-                     frame positions are unknown"
-                ),
-            ));
-        }
         let shared =
             GroupValues::from_item(first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE));
         let mut frames = Vec::with_capacity(number_of_frames as usize);
@@ -242,6 +238,10 @@ impl Instance {
             });
         }
 
+        let image_type = obj
+            .get(tags::IMAGE_TYPE)
+            .and_then(|e| e.to_multi_str().ok());
+        let mosaic = image_type.is_some_and(|t| t.iter().any(|v| v.trim() == "MOSAIC"));
         let series_uid = str_of(obj, tags::SERIES_INSTANCE_UID)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::invalid(path, "missing SeriesInstanceUID"))?;
@@ -263,11 +263,43 @@ impl Instance {
             columns,
             samples_per_pixel,
             bits_allocated,
+            bits_stored: u16_of(obj, tags::BITS_STORED).unwrap_or(bits_allocated),
             pixel_representation,
             has_pixel_data: obj.get(tags::PIXEL_DATA).is_some(),
             has_float_pixel_data: obj.get(tags::FLOAT_PIXEL_DATA).is_some()
                 || obj.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some(),
+            mosaic,
+            frames_without_positions: number_of_frames > 1 && per_frame.is_none(),
             frames,
         })
+    }
+
+    /// Refuses what the loader cannot place correctly. Checked only for the series being loaded,
+    /// so that such a file does not stop [`super::scan`] or the loading of another series.
+    pub(crate) fn check_supported(&self) -> Result<()> {
+        if !self.has_pixel_data {
+            return Err(Error::invalid(
+                &self.path,
+                "no pixel data (PixelData element missing)",
+            ));
+        }
+        // A mosaic's position attributes describe the tile grid, not the slices: reading it as
+        // one image would place every voxel wrongly.
+        if self.mosaic {
+            return Err(Error::unsupported(
+                &self.path,
+                "Siemens mosaic image (slices tiled in one frame) is not supported",
+            ));
+        }
+        if self.frames_without_positions {
+            return Err(Error::unsupported(
+                &self.path,
+                format!(
+                    "{} frames without PerFrameFunctionalGroupsSequence: frame positions are unknown",
+                    self.frames.len()
+                ),
+            ));
+        }
+        crate::dicom::pixels::datatype_of(self).map(|_| ())
     }
 }
