@@ -36,7 +36,8 @@ pub use residuals::{Landmark, LandmarkResidual, Residuals};
 
 /// dlib MMOD face detector weights, converted from dlib's `mmod_human_face_detector.dat` (see
 /// `models/face-detector/README.md`).
-static MMOD_WEIGHTS: &[u8] = include_bytes!("../../../models/face-detector/mmod_human_face_detector.f32");
+static MMOD_WEIGHTS: &[u8] =
+    include_bytes!("../../../models/face-detector/mmod_human_face_detector.f32");
 
 /// The embedded face detector.
 #[derive(Debug, Clone)]
@@ -46,7 +47,9 @@ pub struct FaceDetector {
 
 impl FaceDetector {
     pub fn new() -> Result<Self> {
-        Ok(FaceDetector { net: mmod::MmodNet::from_bytes(MMOD_WEIGHTS, "mmod_human_face_detector")? })
+        Ok(FaceDetector {
+            net: mmod::MmodNet::from_bytes(MMOD_WEIGHTS, "mmod_human_face_detector")?,
+        })
     }
 
     /// Faces in a picture with score above `threshold`, best first.
@@ -114,10 +117,16 @@ pub fn check_volume(vol: &Volume, opts: &CheckOptions) -> Result<CheckReport> {
 }
 
 /// [`check_volume`] on a prepared scene (lets a caller reuse one scene or one detector).
-pub fn check_scene(scene: &SkinScene, detector: &FaceDetector, opts: &CheckOptions) -> Result<CheckReport> {
+pub fn check_scene(
+    scene: &SkinScene,
+    detector: &FaceDetector,
+    opts: &CheckOptions,
+) -> Result<CheckReport> {
     if let Some(dir) = &opts.renders_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Output { path: dir.clone(), problem: format!("cannot create folder: {e}") })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+            path: dir.clone(),
+            problem: format!("cannot create folder: {e}"),
+        })?;
     }
     let mut views = Vec::with_capacity(opts.views.len());
     let mut renders_written = Vec::new();
@@ -129,7 +138,11 @@ pub fn check_scene(scene: &SkinScene, detector: &FaceDetector, opts: &CheckOptio
             renders_written.push(path);
         }
         let detections = detector.detect(&img, opts.threshold);
-        views.push(ViewResult { yaw: view.yaw_deg, pitch: view.pitch_deg, detections });
+        views.push(ViewResult {
+            yaw: view.yaw_deg,
+            pitch: view.pitch_deg,
+            detections,
+        });
     }
     let views_with_face = views.iter().filter(|v| !v.detections.is_empty()).count();
     let residuals = Residuals {

@@ -243,7 +243,14 @@ fn process(item: &Item, args: &DefaceArgs, single: bool) -> ItemReport {
         Ok(()) => rep.status = "done",
         Err(e) => {
             rep.status = "failed";
-            rep.error = Some(format!("{e:#}"));
+            // Every error names the input, once.
+            let msg = format!("{e:#}");
+            let label = item.input.label().display().to_string();
+            rep.error = Some(if msg.contains(&label) {
+                msg
+            } else {
+                format!("{label}: {msg}")
+            });
         }
     }
     rep
@@ -279,7 +286,7 @@ fn deface_item(item: &Item, args: &DefaceArgs, single: bool, rep: &mut ItemRepor
                 .as_ref()
                 .map(|q| inputs::side_path(q, item, false, &series)),
         };
-        let mut vr = deface_volume(vol, &out, &sides, args, item)?;
+        let mut vr = deface_volume(vol, &out, &sides, args)?;
         vr.timings_ms.load = load_ms;
         rep.volumes.push(vr);
     }
@@ -298,7 +305,6 @@ fn deface_volume(
     out: &Path,
     sides: &SideOutputs,
     args: &DefaceArgs,
-    item: &Item,
 ) -> Result<VolumeReport> {
     let method = args.method();
     let mut rep = VolumeReport {
@@ -306,8 +312,7 @@ fn deface_volume(
         ..Default::default()
     };
     let t = Instant::now();
-    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)
-        .with_context(|| format!("{}", item.input.label().display()))?;
+    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)?;
     rep.timings_ms.mask = ms(t);
     if let Some(mask_path) = &sides.mask {
         write_mask(&vol, &plan.change, mask_path)?;
@@ -315,7 +320,12 @@ fn deface_volume(
     }
     let t = Instant::now();
     let original = args.qc.as_ref().map(|_| vol.clone());
-    let stats = defacer_apply::apply(&mut vol, &plan.region(), &method, plan.air_stored);
+    let stats = defacer_apply::apply(
+        &mut vol,
+        &plan.region(),
+        &method,
+        plan.mask.fill_value_stored,
+    );
     rep.timings_ms.apply = ms(t);
     rep.voxels_changed = stats.voxels_changed;
     let t = Instant::now();
@@ -328,9 +338,9 @@ fn deface_volume(
     };
     save_replacing(&vol, out, &opts, args.overwrite)?;
     rep.timings_ms.save = ms(t);
-    rep.removed_volume_ml = plan.removed_ml;
-    rep.min_distance_to_brain_mm = plan.min_distance_mm;
-    rep.warnings = plan.warnings.clone();
+    rep.removed_volume_ml = plan.mask.report.removed_ml + plan.mask.report.ears_ml;
+    rep.min_distance_to_brain_mm = plan.mask.report.min_distance_to_brain_mm;
+    rep.warnings = plan.mask.report.warnings.clone();
     if let Source::Nifti(n) = &vol.source {
         rep.header_changes = n.identifying_fields();
     }
@@ -367,10 +377,7 @@ fn write_qc(
 
 /// The region the method may change, as a uint8 NIfTI (1 = may change) on the input's grid.
 fn write_mask(vol: &Volume, change: &ndarray::Array3<bool>, path: &Path) -> Result<()> {
-    let [nx, ny, nz, _] = vol.dims();
-    let data = change
-        .mapv(|m| m as u8)
-        .into_shape_with_order((nx, ny, nz, 1))?;
+    let data = change.mapv(|m| m as u8).insert_axis(ndarray::Axis(3));
     let mask = Volume::synthetic(
         Voxels::U8(data),
         vol.affine,

@@ -28,11 +28,26 @@ fn main() {
                         // raw uint8 in Fortran order: bit 1 face, 2 ears, 4 protected, 8 head
                         let mut out = Vec::with_capacity(m.face.len());
                         let ears = m.ears.clone().unwrap_or_else(|| m.face.mapv(|_| false));
-                        for (((f, e), p), h) in m.face.t().iter().zip(ears.t().iter()).zip(m.protected.t().iter()).zip(m.head.t().iter()) {
-                            out.push(*f as u8 | (*e as u8) << 1 | (*p as u8) << 2 | (*h as u8) << 3);
+                        for (((f, e), p), h) in m
+                            .face
+                            .t()
+                            .iter()
+                            .zip(ears.t().iter())
+                            .zip(m.protected.t().iter())
+                            .zip(m.head.t().iter())
+                        {
+                            out.push(
+                                *f as u8 | (*e as u8) << 1 | (*p as u8) << 2 | (*h as u8) << 3,
+                            );
                         }
-                        let name = PathBuf::from(a).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                        let _ = std::fs::write(PathBuf::from(dir).join(format!("{name}.mask.raw")), out);
+                        let name = PathBuf::from(a)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default();
+                        let _ = std::fs::write(
+                            PathBuf::from(dir).join(format!("{name}.mask.raw")),
+                            out,
+                        );
                     }
                 }
                 Err(e) => println!("{e}"),
