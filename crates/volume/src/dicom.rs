@@ -6,8 +6,10 @@
 //! - Classic single-frame series and enhanced multi-frame images (per-frame and shared functional
 //!   groups) are read; native, RLE, JPEG and JPEG 2000 transfer syntaxes are decoded.
 //! - Voxels keep the stored integers; RescaleSlope/Intercept become [`crate::Scaling`].
+//! - Several images at each position (echoes, phases, time points) make a 4-D volume, `t` in
+//!   the order of echo number, temporal position, acquisition number and instance number.
 //! - What one affine cannot describe exactly (uneven slice spacing, with or without gantry tilt;
-//!   several images at one position) is refused rather than resampled. Gantry tilt with even
+//!   a different number of images at different positions) is refused rather than resampled. Gantry tilt with even
 //!   spacing gives an exact sheared affine and is accepted.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
@@ -68,6 +70,10 @@ pub struct SeriesInstance {
     pub sop_instance_uid: String,
     /// For each frame of the file, in file order: its slice index `k` in the volume.
     pub slices: Vec<usize>,
+    /// For each frame of the file, in file order: its volume index `t` (always 0 for a 3-D
+    /// series; echoes, phases or time points of a 4-D series are ordered by echo number,
+    /// temporal position, acquisition number, then instance number).
+    pub volumes: Vec<usize>,
     /// The file's attributes without its pixel data, and what the loader read from them.
     header: Header,
 }
@@ -334,20 +340,26 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
         ));
     }
 
-    // k of each frame, then the frame bytes in k order.
-    let mut k_of = vec![0usize; frames.len()];
-    for (k, &idx) in stacked.order.iter().enumerate() {
-        k_of[idx] = k;
+    // (k, t) of each frame, then the frame bytes in file order of the volume: k fastest, then t.
+    let nz = stacked.grid.len();
+    let nt = stacked.grid[0].len();
+    let mut kt_of = vec![(0usize, 0usize); frames.len()];
+    for (k, at) in stacked.grid.iter().enumerate() {
+        for (t, &idx) in at.iter().enumerate() {
+            kt_of[idx] = (k, t);
+        }
     }
     let frame_bytes =
         first.rows as usize * first.columns as usize * (first.bits_allocated / 8) as usize;
     let mut slices: Vec<&[u8]> = Vec::with_capacity(frames.len());
-    for &idx in &stacked.order {
-        let (m, f) = frames[idx];
-        let data = decoded(found, m)?;
-        slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+    for t in 0..nt {
+        for at in &stacked.grid {
+            let (m, f) = frames[at[t]];
+            let data = decoded(found, m)?;
+            slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+        }
     }
-    let dims = [first.columns as usize, first.rows as usize, slices.len(), 1];
+    let dims = [first.columns as usize, first.rows as usize, nz, nt];
     let voxels = build_voxels(datatype, dims, &slices)
         .ok_or_else(|| Error::invalid(&first.path, "pixel data does not fill the volume"))?;
 
@@ -359,7 +371,8 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
         instances.push(SeriesInstance {
             path: inst.path.clone(),
             sop_instance_uid: inst.sop_instance_uid.clone(),
-            slices: k_of[next..next + n].to_vec(),
+            slices: kt_of[next..next + n].iter().map(|&(k, _)| k).collect(),
+            volumes: kt_of[next..next + n].iter().map(|&(_, t)| t).collect(),
             header: found[m]
                 .1
                 .as_ref()

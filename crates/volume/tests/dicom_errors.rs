@@ -116,16 +116,25 @@ fn mixed_image_size_in_one_series_is_an_error() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// One extra image at one position is not a second volume: refused, not silently made 4-D.
 #[test]
-fn two_images_at_one_position_are_refused() {
+fn a_duplicate_image_at_one_position_is_refused() {
     let (tmp, dir) = siemens_copy("err-duplicate");
     let f = first_file(&dir);
     let dup = dir.join("duplicate.dcm");
-    pydicom_edit(&f, &dup, "ds.SOPInstanceUID = ds.SOPInstanceUID + '.9'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID");
+    pydicom_edit(
+        &f,
+        &dup,
+        "ds.SOPInstanceUID = ds.SOPInstanceUID + '.9'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID",
+    );
     let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
-    assert!(msg.contains("same position"), "{msg}");
+    assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
+    assert!(
+        msg.contains("mixed geometry") && msg.contains("2 images at this position but 1"),
+        "{msg}"
+    );
     assert!(err.path() == dup || err.path() == f, "{msg}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

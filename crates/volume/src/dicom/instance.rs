@@ -21,6 +21,9 @@ pub(crate) struct FrameInfo {
     pub spacing: Option<[f64; 2]>,
     /// SliceThickness, used as the slice step only when a series has a single slice.
     pub thickness: Option<f64>,
+    /// Orders frames that share a position into volumes: echo, temporal position, acquisition
+    /// and instance number (or frame index), 0 where absent.
+    pub time_key: [f64; 4],
     pub scaling: Scaling,
 }
 
@@ -120,6 +123,20 @@ fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
     obj.get(tag)?.items()?.first()
 }
 
+/// Time key of one frame of an enhanced file: effective echo time, temporal position index,
+/// then the frame's order in the file.
+fn enhanced_time_key(item: &InMemDicomObject, index: u32) -> [f64; 4] {
+    let echo = first_item(item, tags::MR_ECHO_SEQUENCE)
+        .and_then(|e| floats_of(e, tags::EFFECTIVE_ECHO_TIME)?.first().copied());
+    let temporal = first_item(item, tags::FRAME_CONTENT_SEQUENCE).and_then(|c| {
+        floats_of(c, tags::TEMPORAL_POSITION_INDEX)?
+            .first()
+            .copied()
+    });
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite()).unwrap_or(0.0);
+    [finite(echo), finite(temporal), 0.0, index as f64]
+}
+
 /// Frame attributes found in one functional-groups item (per-frame or shared).
 #[derive(Default, Clone, Copy)]
 struct GroupValues {
@@ -204,6 +221,18 @@ impl Instance {
             .and_then(|e| e.items());
         let shared =
             GroupValues::from_item(first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE));
+        let number = |tag| {
+            obj.get(tag)
+                .and_then(|e| e.to_float64().ok())
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0)
+        };
+        let classic_time_key = [
+            number(tags::ECHO_NUMBERS),
+            number(tags::TEMPORAL_POSITION_IDENTIFIER),
+            number(tags::ACQUISITION_NUMBER),
+            number(tags::INSTANCE_NUMBER),
+        ];
         let mut frames = Vec::with_capacity(number_of_frames as usize);
         for index in 0..number_of_frames {
             let v = match per_frame {
@@ -234,6 +263,10 @@ impl Instance {
                 orientation: v.orientation,
                 spacing: v.spacing,
                 thickness: v.thickness,
+                time_key: match per_frame.and_then(|items| items.get(index as usize)) {
+                    Some(item) => enhanced_time_key(item, index),
+                    None => classic_time_key,
+                },
                 scaling: Scaling { slope, intercept },
             });
         }

@@ -59,11 +59,22 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     };
     let [nx, ny, nz, nt] = vol.dims();
     let total: usize = series.instances.iter().map(|i| i.slices.len()).sum();
-    if nt != 1 || nz != total {
+    if nz * nt != total {
         return Err(Error::invalid(
             out,
             format!("volume is {nx}x{ny}x{nz}x{nt} but its DICOM series has {total} frames"),
         ));
+    }
+    for inst in &series.instances {
+        let fits = inst.slices.len() == inst.volumes.len()
+            && inst.slices.iter().all(|&k| k < nz)
+            && inst.volumes.iter().all(|&t| t < nt);
+        if !fits {
+            return Err(Error::invalid(
+                &inst.path,
+                format!("series record does not fit the {nx}x{ny}x{nz}x{nt} volume"),
+            ));
+        }
     }
     let names = output_names(series);
     write_dir_atomically(out, |tmp| {
@@ -159,10 +170,10 @@ fn mark_frame_types_derived(obj: &mut InMemDicomObject) {
     }
 }
 
-/// The voxels of slice `k` as little-endian samples, rows one after the other.
-fn slice_le(vol: &Volume, k: usize) -> Vec<u8> {
+/// The voxels of slice `k` of volume `t` as little-endian samples, rows one after the other.
+fn slice_le(vol: &Volume, k: usize, t: usize) -> Vec<u8> {
     with_voxels!(&vol.voxels, a => {
-        let slice = a.slice(ndarray::s![.., .., k, 0]);
+        let slice = a.slice(ndarray::s![.., .., k, t]);
         let mut out = Vec::with_capacity(slice.len() * vol.datatype().size_bytes());
         // Reversed axes iterate with i fastest, the order of a DICOM frame.
         for v in slice.t().iter() {
@@ -203,8 +214,8 @@ fn write_instance(
     let mut obj = (*rec.header.object).clone();
 
     let mut bytes = Vec::new();
-    for &k in &rec.slices {
-        bytes.extend(slice_le(vol, k));
+    for (&k, &t) in rec.slices.iter().zip(&rec.volumes) {
+        bytes.extend(slice_le(vol, k, t));
     }
     if bytes.len() % 2 == 1 {
         bytes.push(0);
