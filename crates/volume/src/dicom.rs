@@ -30,7 +30,7 @@ mod pixels;
 mod stack;
 mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,7 +175,12 @@ struct Candidate {
     named: bool,
 }
 
-fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<Candidate>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    // A symbolic link back to a parent would otherwise recurse forever.
+    let real = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::new();
     for e in entries {
@@ -186,7 +191,7 @@ fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
     for p in paths {
         let meta = fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
         if meta.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if meta.is_file() {
             out.push(Candidate {
                 path: p,
@@ -202,10 +207,11 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
         return Err(Error::invalid(Path::new(""), "no input paths given"));
     }
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut seen)?;
         } else {
             out.push(Candidate {
                 path: p.clone(),
@@ -216,13 +222,20 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
     Ok(out)
 }
 
+/// What one candidate file turned out to hold.
+enum Found {
+    NotDicom,
+    NotImage,
+    Image(Box<Instance>, Option<Decoded>),
+}
+
 /// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects.
 fn read_instances(
     paths: &[PathBuf],
     decode: impl Fn(&Instance) -> bool + Sync,
 ) -> Result<Vec<(Instance, Option<Decoded>)>> {
     let cands = candidates(paths)?;
-    let read: Vec<Option<(Instance, Option<Decoded>)>> = cands
+    let read: Vec<Result<Found>> = cands
         .par_iter()
         .map(|c| match probe(&c.path)? {
             Probe::NotDicom if c.named => Err(Error::invalid(
@@ -233,7 +246,8 @@ fn read_instances(
                 &c.path,
                 "DICOM file without an image (no PixelData)",
             )),
-            Probe::NotDicom | Probe::NotImage => Ok(None),
+            Probe::NotDicom => Ok(Found::NotDicom),
+            Probe::NotImage => Ok(Found::NotImage),
             Probe::Image(inst, mut obj) => {
                 let data = if decode(&inst) {
                     inst.check_supported()?;
@@ -247,13 +261,27 @@ fn read_instances(
                 } else {
                     None
                 };
-                Ok(Some((*inst, data)))
+                Ok(Found::Image(inst, data))
             }
         })
-        .collect::<Result<_>>()?;
-    let found: Vec<_> = read.into_iter().flatten().collect();
+        .collect();
+    // The first error in path order, whichever thread met it first.
+    let read = read.into_iter().collect::<Result<Vec<Found>>>()?;
+    let non_images = read.iter().filter(|f| matches!(f, Found::NotImage)).count();
+    let found: Vec<(Instance, Option<Decoded>)> = read
+        .into_iter()
+        .filter_map(|f| match f {
+            Found::Image(inst, data) => Some((*inst, data)),
+            Found::NotDicom | Found::NotImage => None,
+        })
+        .collect();
     if found.is_empty() {
-        return Err(Error::invalid(first_path(paths), "no DICOM files found"));
+        let problem = if non_images > 0 {
+            format!("no DICOM images found ({non_images} DICOM files without pixel data)")
+        } else {
+            "no DICOM files found".to_string()
+        };
+        return Err(Error::invalid(first_path(paths), problem));
     }
     Ok(found)
 }

@@ -331,3 +331,31 @@ fn an_unsupported_series_does_not_block_another_one() {
     assert!(err.path() == mosaic || err.path() == jpegls, "{err}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_symbolic_link_loop_in_a_folder_is_followed_once() {
+    let (tmp, dir) = siemens_copy("err-symlink-loop");
+    std::os::unix::fs::symlink(&dir, dir.join("loop")).unwrap();
+    let vols = dicom::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols[0].dims(), [256, 256, 35, 1]);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_folder_with_only_non_image_dicom_says_so() {
+    let tmp = scratch("err-only-report");
+    let dir = tmp.join("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    pydicom_edit(
+        &real("ct/invesalius_ct_dicom/CT0001.dcm"),
+        &dir.join("report.dcm"),
+        "for kw in ['PixelData', 'Rows', 'Columns']:\n    delattr(ds, kw)",
+    );
+    let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
+    assert_one_line_naming(
+        &err,
+        &dir,
+        "no DICOM images found (1 DICOM files without pixel data)",
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
