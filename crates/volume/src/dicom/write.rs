@@ -259,8 +259,10 @@ fn write_instance(
         m.transfer_syntax = ts.to_string();
     });
 
-    let file = fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-    obj.write_all(std::io::BufWriter::new(file))
-        .map_err(|e| Error::invalid(dest, format!("cannot write DICOM file: {e}")))?;
-    Ok(())
+    // Encoded in memory first: a buffered file writer would report a failed final flush only by
+    // dropping it silently.
+    let mut encoded = Vec::new();
+    obj.write_all(&mut encoded)
+        .map_err(|e| Error::invalid(dest, format!("cannot encode DICOM file: {e}")))?;
+    fs::write(dest, &encoded).map_err(|e| Error::io(dest, e))
 }
