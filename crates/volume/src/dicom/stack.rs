@@ -1,8 +1,9 @@
-//! Stacking 2-D frames into a 3-D grid with one voxel→world affine.
+//! Stacking 2-D frames into a 3-D (or 4-D) grid with one voxel→world affine.
 //!
 //! Voxel `i` runs along a frame's rows (the ImageOrientationPatient row direction), `j` down its
 //! columns, `k` through the frames sorted along the slice normal (row × column direction), as in
-//! dcm2niix and nibabel. The affine is built in DICOM's LPS and flipped to RAS+.
+//! dcm2niix and nibabel. The affine is built in DICOM's LPS and flipped to RAS+. Frames that
+//! share a position (echoes, phases, time points) become volumes `t` of a 4-D grid.
 //!
 //! An affine is exact only when the slice positions are evenly spaced on one line. That line
 //! need not follow the slice normal: a CT acquired with a tilted gantry gives a sheared affine
