@@ -108,6 +108,10 @@ pub struct DicomSeries {
     /// Angle in degrees between the slice normal and the slice-to-slice direction (gantry tilt);
     /// non-zero means the affine is sheared.
     pub tilt_degrees: f64,
+    /// Geometry and scaling as read: the files keep them on save, so a volume whose affine or
+    /// scaling was changed cannot be written back as this series.
+    affine: crate::Affine,
+    scaling: crate::Scaling,
 }
 
 impl DicomSeries {
@@ -418,6 +422,8 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
             series_uid: first.series_uid.clone(),
             instances,
             tilt_degrees: stacked.tilt_degrees,
+            affine: stacked.affine,
+            scaling,
         }),
     })
 }

@@ -244,3 +244,27 @@ fn a_two_echo_series_is_one_4d_volume_and_round_trips() {
     assert_eq!(back.voxels, vol.voxels);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// The files keep their positions and RescaleSlope/Intercept, so a volume whose geometry or
+/// scaling was changed is refused rather than written with the old ones.
+#[test]
+fn saving_refuses_a_changed_affine_or_scaling() {
+    let vol = dicom::load(&[real("mri/siemens_t1_2d_hfs")])
+        .unwrap()
+        .remove(0);
+    let tmp = scratch("write-changed");
+    let mut moved = vol.clone();
+    moved.affine.0[(0, 3)] += 1.0;
+    let err = dicom::save(&moved, &tmp.join("a"), &SaveOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("affine differs"), "{err}");
+    let mut rescaled = vol.clone();
+    rescaled.scaling.slope = 2.0;
+    let err = dicom::save(&rescaled, &tmp.join("b"), &SaveOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("scaling"), "{err}");
+    assert!(
+        !tmp.join("a").exists() && !tmp.join("b").exists(),
+        "nothing written"
+    );
+    dicom::save(&vol, &tmp.join("c"), &SaveOptions::default()).unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -57,6 +57,28 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             "volume was not read from DICOM; cannot write it as a DICOM series",
         ));
     };
+    let moved = (vol.affine.0 - series.affine.0).amax();
+    if moved > 1e-9 {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's affine differs from the series' geometry (by up to {moved:.3}); \
+                 DICOM files keep their positions, so voxels cannot be moved or resampled"
+            ),
+        ));
+    }
+    if vol.scaling != series.scaling {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's scaling {}/{} differs from the series' RescaleSlope/Intercept {}/{}",
+                vol.scaling.slope,
+                vol.scaling.intercept,
+                series.scaling.slope,
+                series.scaling.intercept
+            ),
+        ));
+    }
     let [nx, ny, nz, nt] = vol.dims();
     let total: usize = series.instances.iter().map(|i| i.slices.len()).sum();
     if nz * nt != total {
