@@ -126,7 +126,7 @@ impl DicomSeries {
 /// Lists every series under `paths` (files, or directories searched recursively) without
 /// decoding pixels.
 pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
-    let found = read_instances(paths, |_| false)?;
+    let found = read_instances(paths, true, |_| false)?;
     Ok(group(&found)
         .into_iter()
         .map(|members| {
@@ -146,7 +146,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
 
 /// Loads every series under `paths`, one volume per SeriesInstanceUID.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
-    let found = read_instances(paths, |_| true)?;
+    let found = read_instances(paths, false, |_| true)?;
     group(&found)
         .into_iter()
         .map(|members| assemble(&found, &members))
@@ -155,7 +155,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
 
 /// Loads the series with SeriesInstanceUID `uid` from `paths`.
 pub fn load_series(paths: &[PathBuf], uid: &str) -> Result<Volume> {
-    let found = read_instances(paths, |i| i.series_uid == uid)?;
+    let found = read_instances(paths, false, |i| i.series_uid == uid)?;
     let groups = group(&found);
     let members = groups
         .into_iter()
@@ -233,15 +233,17 @@ enum Found {
     Image(Box<Instance>, Option<Decoded>),
 }
 
-/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects.
+/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects (never
+/// with `header_only`, which skips reading pixel data).
 fn read_instances(
     paths: &[PathBuf],
+    header_only: bool,
     decode: impl Fn(&Instance) -> bool + Sync,
 ) -> Result<Vec<(Instance, Option<Decoded>)>> {
     let cands = candidates(paths)?;
     let read: Vec<Result<Found>> = cands
         .par_iter()
-        .map(|c| match probe(&c.path)? {
+        .map(|c| match probe(&c.path, header_only)? {
             Probe::NotDicom if c.named => Err(Error::invalid(
                 &c.path,
                 "not a DICOM file (no DICM marker after the preamble)",
@@ -253,7 +255,7 @@ fn read_instances(
             Probe::NotDicom => Ok(Found::NotDicom),
             Probe::NotImage => Ok(Found::NotImage),
             Probe::Image(inst, mut obj) => {
-                let data = if decode(&inst) {
+                let data = if !header_only && decode(&inst) {
                     inst.check_supported()?;
                     let pixels = pixels::decode_le(&inst, &obj)?;
                     obj.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);

@@ -79,16 +79,24 @@ pub(crate) fn has_dicom_magic(path: &Path) -> Result<bool> {
     Ok(read == head.len() && &head[128..132] == b"DICM")
 }
 
-/// Opens and parses a file. Parse failures of a file that has the DICOM magic are errors: a
+/// Opens and parses a file; with `header_only`, stops before the pixel data (enough to list
+/// series, not to load them). Parse failures of a file that has the DICOM magic are errors: a
 /// damaged slice must not silently disappear from a series.
-pub(crate) fn probe(path: &Path) -> Result<Probe> {
+pub(crate) fn probe(path: &Path, header_only: bool) -> Result<Probe> {
     if !has_dicom_magic(path)? {
         return Ok(Probe::NotDicom);
     }
-    let obj = OpenFileOptions::new()
+    let options = OpenFileOptions::new();
+    let options = if header_only {
+        options.read_until(tags::PIXEL_DATA)
+    } else {
+        options
+    };
+    let obj = options
         .open_file(path)
         .map_err(|e| Error::invalid(path, format!("cannot parse DICOM file: {e}")))?;
-    if obj.get(tags::ROWS).is_none() && obj.get(tags::PIXEL_DATA).is_none() {
+    let is_image = obj.get(tags::ROWS).is_some() || obj.get(tags::PIXEL_DATA).is_some();
+    if !is_image {
         return Ok(Probe::NotImage);
     }
     let inst = Instance::from_object(path, &obj)?;
