@@ -6,8 +6,10 @@
 //! - Classic single-frame series and enhanced multi-frame images (per-frame and shared functional
 //!   groups) are read; native, RLE, JPEG and JPEG 2000 transfer syntaxes are decoded.
 //! - Voxels keep the stored integers; RescaleSlope/Intercept become [`crate::Scaling`].
+//! - Several images at each position (echoes, phases, time points) make a 4-D volume, `t` in
+//!   the order of echo number, temporal position, acquisition number and instance number.
 //! - What one affine cannot describe exactly (uneven slice spacing, with or without gantry tilt;
-//!   several images at one position) is refused rather than resampled. Gantry tilt with even
+//!   a different number of images at different positions) is refused rather than resampled. Gantry tilt with even
 //!   spacing gives an exact sheared affine and is accepted.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
@@ -28,7 +30,7 @@ mod pixels;
 mod stack;
 mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +70,10 @@ pub struct SeriesInstance {
     pub sop_instance_uid: String,
     /// For each frame of the file, in file order: its slice index `k` in the volume.
     pub slices: Vec<usize>,
+    /// For each frame of the file, in file order: its volume index `t` (always 0 for a 3-D
+    /// series; echoes, phases or time points of a 4-D series are ordered by echo number,
+    /// temporal position, acquisition number, then instance number).
+    pub volumes: Vec<usize>,
     /// The file's attributes without its pixel data, and what the loader read from them.
     header: Header,
 }
@@ -102,6 +108,10 @@ pub struct DicomSeries {
     /// Angle in degrees between the slice normal and the slice-to-slice direction (gantry tilt);
     /// non-zero means the affine is sheared.
     pub tilt_degrees: f64,
+    /// Geometry and scaling as read: the files keep them on save, so a volume whose affine or
+    /// scaling was changed cannot be written back as this series.
+    affine: crate::Affine,
+    scaling: crate::Scaling,
 }
 
 impl DicomSeries {
@@ -116,7 +126,7 @@ impl DicomSeries {
 /// Lists every series under `paths` (files, or directories searched recursively) without
 /// decoding pixels.
 pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
-    let found = read_instances(paths, |_| false)?;
+    let found = read_instances(paths, true, |_| false)?;
     Ok(group(&found)
         .into_iter()
         .map(|members| {
@@ -136,7 +146,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
 
 /// Loads every series under `paths`, one volume per SeriesInstanceUID.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
-    let found = read_instances(paths, |_| true)?;
+    let found = read_instances(paths, false, |_| true)?;
     group(&found)
         .into_iter()
         .map(|members| assemble(&found, &members))
@@ -145,7 +155,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
 
 /// Loads the series with SeriesInstanceUID `uid` from `paths`.
 pub fn load_series(paths: &[PathBuf], uid: &str) -> Result<Volume> {
-    let found = read_instances(paths, |i| i.series_uid == uid)?;
+    let found = read_instances(paths, false, |i| i.series_uid == uid)?;
     let groups = group(&found);
     let members = groups
         .into_iter()
@@ -169,7 +179,12 @@ struct Candidate {
     named: bool,
 }
 
-fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<Candidate>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    // A symbolic link back to a parent would otherwise recurse forever.
+    let real = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::new();
     for e in entries {
@@ -180,7 +195,7 @@ fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
     for p in paths {
         let meta = fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
         if meta.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if meta.is_file() {
             out.push(Candidate {
                 path: p,
@@ -196,10 +211,11 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
         return Err(Error::invalid(Path::new(""), "no input paths given"));
     }
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut seen)?;
         } else {
             out.push(Candidate {
                 path: p.clone(),
@@ -210,15 +226,24 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
     Ok(out)
 }
 
-/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects.
+/// What one candidate file turned out to hold.
+enum Found {
+    NotDicom,
+    NotImage,
+    Image(Box<Instance>, Option<Decoded>),
+}
+
+/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects (never
+/// with `header_only`, which skips reading pixel data).
 fn read_instances(
     paths: &[PathBuf],
+    header_only: bool,
     decode: impl Fn(&Instance) -> bool + Sync,
 ) -> Result<Vec<(Instance, Option<Decoded>)>> {
     let cands = candidates(paths)?;
-    let read: Vec<Option<(Instance, Option<Decoded>)>> = cands
+    let read: Vec<Result<Found>> = cands
         .par_iter()
-        .map(|c| match probe(&c.path)? {
+        .map(|c| match probe(&c.path, header_only)? {
             Probe::NotDicom if c.named => Err(Error::invalid(
                 &c.path,
                 "not a DICOM file (no DICM marker after the preamble)",
@@ -227,9 +252,10 @@ fn read_instances(
                 &c.path,
                 "DICOM file without an image (no PixelData)",
             )),
-            Probe::NotDicom | Probe::NotImage => Ok(None),
+            Probe::NotDicom => Ok(Found::NotDicom),
+            Probe::NotImage => Ok(Found::NotImage),
             Probe::Image(inst, mut obj) => {
-                let data = if decode(&inst) {
+                let data = if !header_only && decode(&inst) {
                     inst.check_supported()?;
                     let pixels = pixels::decode_le(&inst, &obj)?;
                     obj.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
@@ -241,13 +267,27 @@ fn read_instances(
                 } else {
                     None
                 };
-                Ok(Some((*inst, data)))
+                Ok(Found::Image(inst, data))
             }
         })
-        .collect::<Result<_>>()?;
-    let found: Vec<_> = read.into_iter().flatten().collect();
+        .collect();
+    // The first error in path order, whichever thread met it first.
+    let read = read.into_iter().collect::<Result<Vec<Found>>>()?;
+    let non_images = read.iter().filter(|f| matches!(f, Found::NotImage)).count();
+    let found: Vec<(Instance, Option<Decoded>)> = read
+        .into_iter()
+        .filter_map(|f| match f {
+            Found::Image(inst, data) => Some((*inst, data)),
+            Found::NotDicom | Found::NotImage => None,
+        })
+        .collect();
     if found.is_empty() {
-        return Err(Error::invalid(first_path(paths), "no DICOM files found"));
+        let problem = if non_images > 0 {
+            format!("no DICOM images found ({non_images} DICOM files without pixel data)")
+        } else {
+            "no DICOM files found".to_string()
+        };
+        return Err(Error::invalid(first_path(paths), problem));
     }
     Ok(found)
 }
@@ -334,20 +374,26 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
         ));
     }
 
-    // k of each frame, then the frame bytes in k order.
-    let mut k_of = vec![0usize; frames.len()];
-    for (k, &idx) in stacked.order.iter().enumerate() {
-        k_of[idx] = k;
+    // (k, t) of each frame, then the frame bytes in file order of the volume: k fastest, then t.
+    let nz = stacked.grid.len();
+    let nt = stacked.grid[0].len();
+    let mut kt_of = vec![(0usize, 0usize); frames.len()];
+    for (k, at) in stacked.grid.iter().enumerate() {
+        for (t, &idx) in at.iter().enumerate() {
+            kt_of[idx] = (k, t);
+        }
     }
     let frame_bytes =
         first.rows as usize * first.columns as usize * (first.bits_allocated / 8) as usize;
     let mut slices: Vec<&[u8]> = Vec::with_capacity(frames.len());
-    for &idx in &stacked.order {
-        let (m, f) = frames[idx];
-        let data = decoded(found, m)?;
-        slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+    for t in 0..nt {
+        for at in &stacked.grid {
+            let (m, f) = frames[at[t]];
+            let data = decoded(found, m)?;
+            slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+        }
     }
-    let dims = [first.columns as usize, first.rows as usize, slices.len(), 1];
+    let dims = [first.columns as usize, first.rows as usize, nz, nt];
     let voxels = build_voxels(datatype, dims, &slices)
         .ok_or_else(|| Error::invalid(&first.path, "pixel data does not fill the volume"))?;
 
@@ -359,7 +405,8 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
         instances.push(SeriesInstance {
             path: inst.path.clone(),
             sop_instance_uid: inst.sop_instance_uid.clone(),
-            slices: k_of[next..next + n].to_vec(),
+            slices: kt_of[next..next + n].iter().map(|&(k, _)| k).collect(),
+            volumes: kt_of[next..next + n].iter().map(|&(_, t)| t).collect(),
             header: found[m]
                 .1
                 .as_ref()
@@ -377,6 +424,8 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
             series_uid: first.series_uid.clone(),
             instances,
             tilt_degrees: stacked.tilt_degrees,
+            affine: stacked.affine,
+            scaling,
         }),
     })
 }

@@ -176,6 +176,9 @@ base.PerFrameFunctionalGroupsSequence = Sequence(per)
 for kw in ['ImagePositionPatient', 'ImageOrientationPatient', 'PixelSpacing', 'RescaleSlope', 'RescaleIntercept', 'SliceLocation']:
     if kw in base:
         delattr(base, kw)
+# Philips' private count of slice locations would describe the whole 170-slice series.
+if (0x2001, 0x1018) in base:
+    del base[0x2001, 0x1018]
 base.PixelData = b''.join(ds.PixelData for ds in dss)
 base.save_as(out, enforce_file_format=True)
 "#;
@@ -211,6 +214,14 @@ fn enhanced_multiframe_loads_like_the_classic_series_and_round_trips() {
     );
     let err = compare_with_pydicom(&vol, &tmp);
     assert!(err < 0.01, "frame corners differ from pydicom by {err} mm");
+    // dcm2niix reads the enhanced file on its own: same voxels at the same world positions.
+    let (niftis, log) = dcm2niix(&tmp, &tmp.join("d2n"));
+    assert_eq!(niftis.len(), 1, "dcm2niix wrote {niftis:?}\n{log}");
+    let refer = read_nifti_with_nibabel(&niftis[0], &tmp);
+    let c = compare_in_world(&vol, &refer, |v| v);
+    println!("enhanced vs dcm2niix: {c:?}");
+    assert!(c.max_position_error_mm < 0.01, "{c:?}");
+    assert_eq!((c.outside, c.different), (0, 0), "{c:?}");
 
     let out = tmp.join("out");
     dicom::save(&vol, &out, &SaveOptions::default()).unwrap();
@@ -346,4 +357,53 @@ fn lossy_jpeg_is_decoded_and_written_uncompressed_still_marked_lossy() {
     let problems = pydicom_write_problems(&[(lossy, written)]);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// 32-bit signed and 8-bit unsigned samples (converted from real slices with pydicom) keep their
+/// type and values through load and save.
+#[test]
+fn thirty_two_and_eight_bit_samples_keep_type_and_values() {
+    for (name, code, datatype) in [
+        (
+            "i32",
+            "import numpy as np\na = ds.pixel_array.astype(np.int32) * 1000\nds.BitsAllocated = 32\n\
+             ds.BitsStored = 32\nds.HighBit = 31\nds.PixelRepresentation = 1\nds.PixelData = a.tobytes()",
+            defacer_volume::DataType::I32,
+        ),
+        (
+            "u8",
+            "import numpy as np\na = (ds.pixel_array.astype(np.int64) // 16 + 100).clip(0, 255).astype(np.uint8)\n\
+             ds.BitsAllocated = 8\nds.BitsStored = 8\nds.HighBit = 7\nds.PixelRepresentation = 0\nds.PixelData = a.tobytes()",
+            defacer_volume::DataType::U8,
+        ),
+    ] {
+        let files = some_files("ct/invesalius_ct_dicom", 50, 4);
+        let original = load_one(&files);
+        let tmp = scratch(&format!("samples-{name}"));
+        std::fs::create_dir_all(tmp.join("in")).unwrap();
+        let converted: Vec<PathBuf> = files
+            .iter()
+            .map(|f| {
+                let out = tmp.join("in").join(f.file_name().unwrap());
+                pydicom_edit(f, &out, code);
+                out
+            })
+            .collect();
+        let vol = load_one(&converted);
+        assert_eq!(vol.datatype(), datatype, "{name}");
+        assert_eq!(vol.affine, original.affine);
+        let expected = original.voxels.frame_f32(0).mapv(|v| match name {
+            "i32" => v * 1000.0,
+            _ => ((v as i64).div_euclid(16) + 100).clamp(0, 255) as f32,
+        });
+        assert_eq!(vol.voxels.frame_f32(0), expected, "{name}: values");
+        let out = tmp.join("out");
+        dicom::save(&vol, &out, &SaveOptions::default()).unwrap();
+        assert_eq!(load_one(std::slice::from_ref(&out)).voxels, vol.voxels);
+        let written: Vec<PathBuf> = converted.iter().map(|p| out.join(p.file_name().unwrap())).collect();
+        let pairs: Vec<_> = converted.iter().cloned().zip(written.iter().cloned()).collect();
+        let problems = pydicom_write_problems(&pairs);
+        assert!(problems.is_empty(), "{name}: {}", problems.join("\n"));
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 }

@@ -116,16 +116,25 @@ fn mixed_image_size_in_one_series_is_an_error() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// One extra image at one position is not a second volume: refused, not silently made 4-D.
 #[test]
-fn two_images_at_one_position_are_refused() {
+fn a_duplicate_image_at_one_position_is_refused() {
     let (tmp, dir) = siemens_copy("err-duplicate");
     let f = first_file(&dir);
     let dup = dir.join("duplicate.dcm");
-    pydicom_edit(&f, &dup, "ds.SOPInstanceUID = ds.SOPInstanceUID + '.9'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID");
+    pydicom_edit(
+        &f,
+        &dup,
+        "ds.SOPInstanceUID = ds.SOPInstanceUID + '.9'\nds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID",
+    );
     let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
-    assert!(msg.contains("same position"), "{msg}");
+    assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
+    assert!(
+        msg.contains("mixed geometry") && msg.contains("2 images at this position but 1"),
+        "{msg}"
+    );
     assert!(err.path() == dup || err.path() == f, "{msg}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
@@ -320,5 +329,33 @@ fn an_unsupported_series_does_not_block_another_one() {
     let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     assert!(err.path() == mosaic || err.path() == jpegls, "{err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_symbolic_link_loop_in_a_folder_is_followed_once() {
+    let (tmp, dir) = siemens_copy("err-symlink-loop");
+    std::os::unix::fs::symlink(&dir, dir.join("loop")).unwrap();
+    let vols = dicom::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols[0].dims(), [256, 256, 35, 1]);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_folder_with_only_non_image_dicom_says_so() {
+    let tmp = scratch("err-only-report");
+    let dir = tmp.join("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    pydicom_edit(
+        &real("ct/invesalius_ct_dicom/CT0001.dcm"),
+        &dir.join("report.dcm"),
+        "for kw in ['PixelData', 'Rows', 'Columns']:\n    delattr(ds, kw)",
+    );
+    let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
+    assert_one_line_naming(
+        &err,
+        &dir,
+        "no DICOM images found (1 DICOM files without pixel data)",
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -21,6 +21,9 @@ pub(crate) struct FrameInfo {
     pub spacing: Option<[f64; 2]>,
     /// SliceThickness, used as the slice step only when a series has a single slice.
     pub thickness: Option<f64>,
+    /// Orders frames that share a position into volumes: echo, temporal position, acquisition
+    /// and instance number (or frame index), 0 where absent.
+    pub time_key: [f64; 4],
     pub scaling: Scaling,
 }
 
@@ -76,16 +79,24 @@ pub(crate) fn has_dicom_magic(path: &Path) -> Result<bool> {
     Ok(read == head.len() && &head[128..132] == b"DICM")
 }
 
-/// Opens and parses a file. Parse failures of a file that has the DICOM magic are errors: a
+/// Opens and parses a file; with `header_only`, stops before the pixel data (enough to list
+/// series, not to load them). Parse failures of a file that has the DICOM magic are errors: a
 /// damaged slice must not silently disappear from a series.
-pub(crate) fn probe(path: &Path) -> Result<Probe> {
+pub(crate) fn probe(path: &Path, header_only: bool) -> Result<Probe> {
     if !has_dicom_magic(path)? {
         return Ok(Probe::NotDicom);
     }
-    let obj = OpenFileOptions::new()
+    let options = OpenFileOptions::new();
+    let options = if header_only {
+        options.read_until(tags::PIXEL_DATA)
+    } else {
+        options
+    };
+    let obj = options
         .open_file(path)
         .map_err(|e| Error::invalid(path, format!("cannot parse DICOM file: {e}")))?;
-    if obj.get(tags::ROWS).is_none() && obj.get(tags::PIXEL_DATA).is_none() {
+    let is_image = obj.get(tags::ROWS).is_some() || obj.get(tags::PIXEL_DATA).is_some();
+    if !is_image {
         return Ok(Probe::NotImage);
     }
     let inst = Instance::from_object(path, &obj)?;
@@ -118,6 +129,20 @@ fn u16_of(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
 
 fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
     obj.get(tag)?.items()?.first()
+}
+
+/// Time key of one frame of an enhanced file: effective echo time, temporal position index,
+/// then the frame's order in the file.
+fn enhanced_time_key(item: &InMemDicomObject, index: u32) -> [f64; 4] {
+    let echo = first_item(item, tags::MR_ECHO_SEQUENCE)
+        .and_then(|e| floats_of(e, tags::EFFECTIVE_ECHO_TIME)?.first().copied());
+    let temporal = first_item(item, tags::FRAME_CONTENT_SEQUENCE).and_then(|c| {
+        floats_of(c, tags::TEMPORAL_POSITION_INDEX)?
+            .first()
+            .copied()
+    });
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite()).unwrap_or(0.0);
+    [finite(echo), finite(temporal), 0.0, index as f64]
 }
 
 /// Frame attributes found in one functional-groups item (per-frame or shared).
@@ -204,6 +229,18 @@ impl Instance {
             .and_then(|e| e.items());
         let shared =
             GroupValues::from_item(first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE));
+        let number = |tag| {
+            obj.get(tag)
+                .and_then(|e| e.to_float64().ok())
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0)
+        };
+        let classic_time_key = [
+            number(tags::ECHO_NUMBERS),
+            number(tags::TEMPORAL_POSITION_IDENTIFIER),
+            number(tags::ACQUISITION_NUMBER),
+            number(tags::INSTANCE_NUMBER),
+        ];
         let mut frames = Vec::with_capacity(number_of_frames as usize);
         for index in 0..number_of_frames {
             let v = match per_frame {
@@ -234,6 +271,10 @@ impl Instance {
                 orientation: v.orientation,
                 spacing: v.spacing,
                 thickness: v.thickness,
+                time_key: match per_frame.and_then(|items| items.get(index as usize)) {
+                    Some(item) => enhanced_time_key(item, index),
+                    None => classic_time_key,
+                },
                 scaling: Scaling { slope, intercept },
             });
         }

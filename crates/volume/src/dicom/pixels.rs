@@ -110,6 +110,23 @@ pub(crate) fn decode_le(inst: &Instance, obj: &DefaultDicomObject) -> Result<Vec
                 )
             })?;
             let mut d = decoded.into_data();
+            // A decoder that returns another sample size than the header says (e.g. 8-bit JPEG
+            // in a 16-bit header) would otherwise be read as garbage.
+            if d.len() != expected {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "decoded pixel data has {} bytes, {expected} expected for {} frame(s) of \
+                         {}x{}x{} bits ({})",
+                        d.len(),
+                        inst.frames.len(),
+                        inst.columns,
+                        inst.rows,
+                        inst.bits_allocated,
+                        transfer_syntax_name(&inst.transfer_syntax)
+                    ),
+                ));
+            }
             // Decoders produce native-endian samples.
             if cfg!(target_endian = "big") && bytes_per_sample > 1 {
                 for c in d.chunks_exact_mut(bytes_per_sample) {

@@ -57,13 +57,46 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             "volume was not read from DICOM; cannot write it as a DICOM series",
         ));
     };
+    let moved = (vol.affine.0 - series.affine.0).amax();
+    if moved > 1e-9 {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's affine differs from the series' geometry (by up to {moved:.3}); \
+                 DICOM files keep their positions, so voxels cannot be moved or resampled"
+            ),
+        ));
+    }
+    if vol.scaling != series.scaling {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's scaling {}/{} differs from the series' RescaleSlope/Intercept {}/{}",
+                vol.scaling.slope,
+                vol.scaling.intercept,
+                series.scaling.slope,
+                series.scaling.intercept
+            ),
+        ));
+    }
     let [nx, ny, nz, nt] = vol.dims();
     let total: usize = series.instances.iter().map(|i| i.slices.len()).sum();
-    if nt != 1 || nz != total {
+    if nz * nt != total {
         return Err(Error::invalid(
             out,
             format!("volume is {nx}x{ny}x{nz}x{nt} but its DICOM series has {total} frames"),
         ));
+    }
+    for inst in &series.instances {
+        let fits = inst.slices.len() == inst.volumes.len()
+            && inst.slices.iter().all(|&k| k < nz)
+            && inst.volumes.iter().all(|&t| t < nt);
+        if !fits {
+            return Err(Error::invalid(
+                &inst.path,
+                format!("series record does not fit the {nx}x{ny}x{nz}x{nt} volume"),
+            ));
+        }
     }
     let names = output_names(series);
     write_dir_atomically(out, |tmp| {
@@ -159,10 +192,10 @@ fn mark_frame_types_derived(obj: &mut InMemDicomObject) {
     }
 }
 
-/// The voxels of slice `k` as little-endian samples, rows one after the other.
-fn slice_le(vol: &Volume, k: usize) -> Vec<u8> {
+/// The voxels of slice `k` of volume `t` as little-endian samples, rows one after the other.
+fn slice_le(vol: &Volume, k: usize, t: usize) -> Vec<u8> {
     with_voxels!(&vol.voxels, a => {
-        let slice = a.slice(ndarray::s![.., .., k, 0]);
+        let slice = a.slice(ndarray::s![.., .., k, t]);
         let mut out = Vec::with_capacity(slice.len() * vol.datatype().size_bytes());
         // Reversed axes iterate with i fastest, the order of a DICOM frame.
         for v in slice.t().iter() {
@@ -203,8 +236,8 @@ fn write_instance(
     let mut obj = (*rec.header.object).clone();
 
     let mut bytes = Vec::new();
-    for &k in &rec.slices {
-        bytes.extend(slice_le(vol, k));
+    for (&k, &t) in rec.slices.iter().zip(&rec.volumes) {
+        bytes.extend(slice_le(vol, k, t));
     }
     if bytes.len() % 2 == 1 {
         bytes.push(0);
@@ -248,8 +281,10 @@ fn write_instance(
         m.transfer_syntax = ts.to_string();
     });
 
-    let file = fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-    obj.write_all(std::io::BufWriter::new(file))
-        .map_err(|e| Error::invalid(dest, format!("cannot write DICOM file: {e}")))?;
-    Ok(())
+    // Encoded in memory first: a buffered file writer would report a failed final flush only by
+    // dropping it silently.
+    let mut encoded = Vec::new();
+    obj.write_all(&mut encoded)
+        .map_err(|e| Error::invalid(dest, format!("cannot encode DICOM file: {e}")))?;
+    fs::write(dest, &encoded).map_err(|e| Error::io(dest, e))
 }
