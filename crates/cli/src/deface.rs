@@ -60,6 +60,10 @@ pub struct DefaceArgs {
     /// Replace existing outputs.
     #[arg(long)]
     overwrite: bool,
+    /// Only this DICOM series (SeriesInstanceUID, as `defacer info` lists them) of folders
+    /// holding several.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -262,7 +266,7 @@ fn ms(t: Instant) -> u64 {
 
 fn deface_item(item: &Item, args: &DefaceArgs, single: bool, rep: &mut ItemReport) -> Result<()> {
     let t = Instant::now();
-    let vols = defacer_volume::load(&item.input.paths())?;
+    let vols = crate::inputs::load(&item.input, args.series.as_deref())?;
     let load_ms = ms(t);
     let many = vols.len() > 1;
     for (n, vol) in vols.into_iter().enumerate() {

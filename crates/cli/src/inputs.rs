@@ -167,3 +167,16 @@ pub fn side_path(side: &Path, item: &Item, single: bool, suffix: &str) -> PathBu
         .unwrap_or(&rel);
     side.join(format!("{stem}{suffix}"))
 }
+
+/// Loads an item's volumes: every series of a DICOM folder, or only `series` when given.
+pub fn load(
+    input: &Input,
+    series: Option<&str>,
+) -> defacer_volume::Result<Vec<defacer_volume::Volume>> {
+    match (input, series) {
+        (Input::Dicom { files, .. }, Some(uid)) => {
+            Ok(vec![defacer_volume::dicom::load_series(files, uid)?])
+        }
+        _ => defacer_volume::load(&input.paths()),
+    }
+}

@@ -262,6 +262,21 @@ fn write_instance(
         PrimitiveValue::from(new_uid.as_str()),
     ));
 
+    // Derived images form a new series: with the original SeriesInstanceUID, a PACS would file
+    // the defaced instances beside the originals, in the series that still shows the face. The
+    // FrameOfReferenceUID stays: the geometry is the same.
+    let old_series = obj
+        .element(tags::SERIES_INSTANCE_UID)
+        .ok()
+        .and_then(|e| e.to_str().ok().map(|s| s.into_owned()));
+    if let Some(old_series) = old_series {
+        obj.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(derive_uid(&old_series).as_str()),
+        ));
+    }
+
     mark_derived(&mut obj, tags::IMAGE_TYPE);
     mark_frame_types_derived(&mut obj);
     let description: String = opts.description.chars().take(1024).collect();
