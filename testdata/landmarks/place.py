@@ -375,6 +375,81 @@ LANDMARKS = {
                               "inferior-posterior surface (surface at y=-65, z=-17 on "
                               "sagittal x=-25)"},
     },
+    "siemens_t1_2d_hfs": {
+        "nose_tip": {"absent": "cut by the anterior edge of the field of view: the nose "
+                     "reaches the last row (y=+129; the edge row y=+130 is zero) from "
+                     "z=-62 to -90 on sagittal x=-4.8..4.8; from the prone scan of the "
+                     "same man the tip would be near y=+134"},
+        "eye_left": {"ras": [-32.7, 82.1, -38.7],
+                     "how": "centroid of the dark vitreous (200..450) grown from a seed "
+                            "within 14 mm; checked on three planes (x resolution 4.8 mm)"},
+        "eye_right": {"ras": [31.2, 82.2, -40.1],
+                      "how": "as eye_left"},
+        "upper_lip": {"ras": [0.0, 119.0, -106.0],
+                      "how": "upper-lip skin 6 mm above the stomion (profile notch at "
+                             "z=-112) on the mid-sagittal slice x=0 (y=119 from z=-108 to "
+                             "-92); coronal y=119"},
+        "chin": {"absent": "below the field of view (ends at z=-129, just under the "
+                           "lower lip)"},
+        "tragus_left": {"ras": [-72.0, 16.0, -66.0],
+                        "how": "anterior wall of the concha / ear-canal entrance on "
+                               "sagittal x=-72 (air y 9..15, tissue from y=16); axial "
+                               "z=-66. The auricle's lateral rim is cut at x=-81.6"},
+        "tragus_right": {"ras": [72.0, 12.0, -70.0],
+                         "how": "as tragus_left on sagittal x=72 (air y 5..10, tissue from "
+                                "y=11..12); axial z=-70"},
+        "frontal_pole": {"ras": [-9.6, 95.0, -4.0],
+                         "how": "left frontal lobe: last voxel above 330 (half-way GM to "
+                                "CSF) walking +y; the front of the brain is flat to 1 mm "
+                                "over z -12..4 at x=-14.4..-4.8, so z is uncertain by about "
+                                "8 mm; sagittal x=-9.6"},
+        "temporal_pole_left": {"ras": [-38.4, 50.0, -42.0],
+                               "how": "anterior tip of the temporal lobe against the "
+                                      "sphenoid on sagittal x=-38.4 and axial z=-42"},
+        "temporal_pole_right": {"ras": [38.4, 48.0, -42.0],
+                                "how": "as temporal_pole_left, sagittal x=38.4"},
+        "cerebellum": {"ras": [-24.0, -50.0, -62.0],
+                       "how": "left cerebellar hemisphere, ~6 mm inside its "
+                              "posterior-inferior surface on sagittal x=-24"},
+    },
+    "siemens_t1_2d_hfp": {
+        "nose_tip": {"ras": [4.8, 87.0, -80.0],
+                     "how": "most anterior head voxel (threshold 150) for x -5..20, "
+                            "z -95..-60: y=87 for x 0..9, z -82..-77; sagittal x=4.8 "
+                            "(the head's midline is x~7.5, between slices)"},
+        "eye_left": {"ras": [-24.2, 33.6, -28.2],
+                     "how": "centroid of the dark vitreous (200..450) grown from a seed "
+                            "within 14 mm; checked on three planes"},
+        "eye_right": {"ras": [39.3, 37.3, -30.6],
+                      "how": "as eye_left (the head is turned ~3 degrees: right eye 4 mm "
+                             "more anterior)"},
+        "upper_lip": {"ras": [4.8, 68.0, -98.0],
+                      "how": "upper-lip skin 6 mm above the stomion (profile notch at "
+                             "z=-104), y=68 for z -100..-96; sagittal x=4.8, coronal y=68"},
+        "chin": {"absent": "below the field of view (ends at z=-129, under the lower "
+                           "lip)"},
+        "tragus_left": {"ras": [-62.4, -39.0, -50.0],
+                        "how": "anterior wall of the concha / ear-canal entrance on "
+                               "sagittal x=-62.4 (air y -44..-41, tissue from y=-40); "
+                               "axial z=-50"},
+        "tragus_right": {"ras": [76.8, -33.0, -50.0],
+                         "how": "as tragus_left on sagittal x=76.8 (air y -37..-35); the "
+                                "auricle is cut by the lateral edge x=81.6"},
+        "frontal_pole": {"ras": [-4.8, 51.0, 6.0],
+                         "how": "left frontal lobe, as in the supine scan: last voxel "
+                                "above 330 walking +y; flat to 1 mm over z 0..16, so z "
+                                "is uncertain by about 8 mm; sagittal x=-4.8"},
+        "temporal_pole_left": {"ras": [-28.8, 2.0, -31.0],
+                               "how": "anterior tip of the temporal lobe against the "
+                                      "sphenoid on sagittal x=-28.8, axial z=-31"},
+        "temporal_pole_right": {"ras": [43.2, 3.0, -32.0],
+                                "how": "as temporal_pole_left, sagittal x=43.2"},
+        "cerebellum": {"ras": [-14.4, -99.0, -40.0],
+                       "how": "NOT independent: the supine scan's cerebellum point mapped "
+                              "by the rigid fit of the other 8 shared landmarks, then "
+                              "checked to lie in the left cerebellar hemisphere, ~8 mm "
+                              "inside its posterior-inferior surface (sagittal x=-14.4)"},
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -724,8 +799,10 @@ def check_pairs(names, chk):
     for d, k1, k2, da, db in diffs:
         chk.lines.append(f"     hfs/hfp {k1}-{k2}: {da:.1f} vs {db:.1f} mm (diff {d:.1f})")
     worst = diffs[0][0] if diffs else 0.0
-    chk.ok(worst <= 6.0, f"hfs vs hfp: {len(diffs)} inter-landmark distances agree within "
-           f"6 mm (worst {worst:.1f} mm, median {np.median([d[0] for d in diffs]):.1f} mm)")
+    # 8 mm = one 4.8 mm slice step (x is sampled by sagittal slices 4.8 mm apart, so the
+    # same point can land a slice apart in the two scans) + ~3 mm placement error
+    chk.ok(worst <= 8.0, f"hfs vs hfp: {len(diffs)} inter-landmark distances agree within "
+           f"8 mm (worst {worst:.1f} mm, median {np.median([d[0] for d in diffs]):.1f} mm)")
 
 
 def main():
