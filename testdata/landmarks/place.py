@@ -450,6 +450,34 @@ LANDMARKS = {
                               "checked to lie in the left cerebellar hemisphere, ~8 mm "
                               "inside its posterior-inferior surface (sagittal x=-14.4)"},
     },
+    "t2w_partial_face": {
+        "nose_tip": {"absent": "the oblique slab's inferior edge (z~-38 at y 105..118) "
+                     "cuts the nasal dorsum; the pronasale lies below the field of view"},
+        "eye_left": {"ras": [-30.8, 74.2, -20.8],
+                     "how": "centroid of the bright vitreous (T2 900..4000) grown from a "
+                            "seed within 14 mm; globe x -43..-18, y 62..88, z -31..-9"},
+        "eye_right": {"ras": [29.3, 74.6, -18.0],
+                      "how": "as eye_left; globe x 17..42, y 63..89, z -29..-8"},
+        "upper_lip": {"absent": "below the field of view"},
+        "chin": {"absent": "below the field of view"},
+        "tragus_left": {"absent": "the ear-canal level is at the inferior edge of the "
+                        "field of view (z~-50 at y~0); tragus not identifiable on the "
+                        "2 mm slices"},
+        "tragus_right": {"absent": "as tragus_left"},
+        "frontal_pole": {"ras": [6.0, 85.0, 13.0],
+                         "how": "most anterior cortex (grey matter ends at y=85, bright "
+                                "CSF at 86..88 for x 4..8, z 10..15); axial z=13, "
+                                "sagittal x=6"},
+        "temporal_pole_left": {"ras": [-38.0, 42.0, -30.0],
+                               "how": "bend of the temporal lobe's anterior boundary "
+                                      "against the sphenoid on sagittal x=-40..-36; the "
+                                      "boundary runs on up the sphenoid ridge, so +-5 mm"},
+        "temporal_pole_right": {"ras": [38.0, 42.0, -30.0],
+                                "how": "as temporal_pole_left, sagittal x=36..40"},
+        "cerebellum": {"ras": [-25.0, -60.0, -34.0],
+                       "how": "left cerebellar hemisphere, ~6 mm inside its "
+                              "posterior-inferior surface (axial z=-38, sagittal x=-25)"},
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -607,6 +635,9 @@ def globe_centroid(grid, seed, lo, hi, radius=14):
 # Per-volume caveats, copied into the JSON.
 CAVEATS = {
     "ch2": "MNI space (sform code 4); x<0 is the subject's left hemisphere.",
+    "t2w_partial_face": "Left and right are as the header (LAS, qform = sform code 1) "
+                        "defines them; the source gives no independent check of the "
+                        "header's left-right, so 'left' means x<0 in the header's world.",
 }
 
 # Which volumes record the same head in the same voxels (landmarks are reused after the
