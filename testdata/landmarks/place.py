@@ -478,6 +478,46 @@ LANDMARKS = {
                        "how": "left cerebellar hemisphere, ~6 mm inside its "
                               "posterior-inferior surface (axial z=-38, sagittal x=-25)"},
     },
+    "invesalius_ct": {
+        "nose_tip": {"ras": [-1.5, 110.0, -45.0],
+                     "how": "most anterior head voxel (HU > -300) for x -8..5, z -60..-35: "
+                            "y=110 for x -3..0, z -48..-42; sagittal x=-3..0"},
+        "eye_left": {"ras": [-30.3, 57.2, -20.4],
+                     "how": "centroid of the vitreous (HU -30..45) grown from a seed "
+                            "within 14 mm; soft-tissue window: globe x -43..-18, y 46..69, "
+                            "z -32..-9"},
+        "eye_right": {"ras": [27.8, 56.0, -21.0],
+                      "how": "as eye_left, corrected by hand to the globe's extent "
+                             "x 15..40, y 45..68, z -33..-9"},
+        "upper_lip": {"absent": "the field of view ends (z=-80) on the upper lip: its "
+                      "profile is flat at y=96..97 from the subnasale (z~-62) to the "
+                      "edge, with no vermilion, so the labrale superius is not in view"},
+        "chin": {"absent": "below the field of view (ends at z=-80)"},
+        "tragus_left": {"ras": [-78.0, -8.0, -50.0],
+                        "how": "posterior skin of the tragus over the ear-canal air "
+                               "(canal at y -9..-10 running medially); lateral tip at "
+                               "x=-79; axial z=-48..-52"},
+        "tragus_right": {"ras": [71.0, -7.0, -50.0],
+                         "how": "as tragus_left: tragus x 70..72 with air lateral and "
+                                "posterior (canal x 64..69, y -7..-9); axial z=-50"},
+        "frontal_pole": {"ras": [-12.0, 63.0, 16.0],
+                         "how": "most anterior brain (smoothed HU 18..70 walking +y stops "
+                                "at y 63..64 for x -15..-10, z 13..19; right hemisphere "
+                                "63); against the inner table; brain window 0..80 HU"},
+        "temporal_pole_left": {"ras": [-37.0, 28.0, -21.0],
+                               "how": "tip of the temporal lobe in the middle cranial "
+                                      "fossa: axial z=-25 (tip at y~28), coronal y=29 "
+                                      "(last patch of lobe centred near z=-19), "
+                                      "sagittal x=-38"},
+        "temporal_pole_right": {"ras": [34.0, 28.0, -21.0],
+                                "how": "as temporal_pole_left: axial z=-25, coronal "
+                                       "y=27, sagittal x=38"},
+        "cerebellum": {"ras": [-25.0, -60.0, -55.0],
+                       "how": "left posterior fossa, ~12 mm above its bony floor and "
+                              "well below the tentorium level; the cerebellum is not "
+                              "separable from CSF spaces at CT contrast, so this is a "
+                              "point inside the cerebellar hemisphere's territory"},
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -487,6 +527,8 @@ LANDMARKS = {
 
 def _window(sl, grid, a, b, c, half):
     """Display range from the part of the slice that is shown (faint skin stays visible)."""
+    if getattr(grid, "window", None) is not None:
+        return grid.window  # fixed window, e.g. CT soft tissue
     ia = slice(max(int((c[a] - half - grid.origin[a]) / grid.step), 0),
                max(int((c[a] + half - grid.origin[a]) / grid.step) + 1, 1))
     ib = slice(max(int((c[b] - half - grid.origin[b]) / grid.step), 0),
@@ -638,6 +680,11 @@ CAVEATS = {
     "t2w_partial_face": "Left and right are as the header (LAS, qform = sform code 1) "
                         "defines them; the source gives no independent check of the "
                         "header's left-right, so 'left' means x<0 in the header's world.",
+    "invesalius_ct": "The source records no left/right: the header's L-R (LAS) is a guess, "
+                     "so eye_left etc. are 'left' in the header's world (x<0), which may "
+                     "be the patient's right. A head holder is in view (not skin).",
+    "invesalius_ct_dicom": "Same caveat as invesalius_ct: left/right follow the header, "
+                           "which was written from a guessed orientation.",
 }
 
 # Which volumes record the same head in the same voxels (landmarks are reused after the
@@ -840,6 +887,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.environ.get("DEFACER_DATA", "testdata/real"))
     ap.add_argument("--out", default=None, help="folder for PNGs")
+    ap.add_argument("--window", default=None, help="fixed display range lo,hi (e.g. "
+                    "-150,150 for CT soft tissue)")
     ap.add_argument("cmd", choices=["overview", "render", "propose", "write"])
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
@@ -851,6 +900,8 @@ def main():
     name = args.names[0]
     vol = load(name, args.data, workdir)
     grid = WorldGrid(vol)
+    if args.window:
+        grid.window = tuple(float(v) for v in args.window.split(","))
     if args.cmd == "overview":
         m = head_mask(grid, VOLUMES[name]["head_threshold"])
         c = grid.to_world(np.array(np.nonzero(m)).mean(1))
