@@ -921,6 +921,18 @@ def check_pairs(names, chk):
     diffs.sort(reverse=True)
     for d, k1, k2, da, db in diffs:
         chk.lines.append(f"     hfs/hfp {k1}-{k2}: {da:.1f} vs {db:.1f} mm (diff {d:.1f})")
+    # rigid (Kabsch) fit hfs -> hfp on the independently placed points: per-point residuals
+    indep = [k for k in common if k != "cerebellum"]
+    P = np.array([pa[k] for k in indep])
+    Q = np.array([pb[k] for k in indep])
+    pc, qc = P.mean(0), Q.mean(0)
+    u, _, vt = np.linalg.svd((P - pc).T @ (Q - qc))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    res = np.linalg.norm((P - pc) @ rot.T + qc - Q, axis=1)
+    angle = np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1)))
+    chk.lines.append(f"     hfs->hfp rigid fit ({angle:.1f} deg): residuals "
+                     + ", ".join(f"{k} {r:.1f}" for k, r in zip(indep, res)) + " mm")
     worst = diffs[0][0] if diffs else 0.0
     # 8 mm = one 4.8 mm slice step (x is sampled by sagittal slices 4.8 mm apart, so the
     # same point can land a slice apart in the two scans) + ~3 mm placement error
