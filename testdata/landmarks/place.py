@@ -191,14 +191,12 @@ def _load_dicom_slices(name, folder, workdir):
 
     plain, files = _dcm2niix(folder, workdir)
     ref = np.asarray(nib.load(plain).dataobj)
-    nif = nib.load(plain)
     raw = np.stack([d.pixel_array.T[:, ::-1] for d in dss], axis=2)
     if ref.shape != raw.shape or not np.array_equal(ref, raw):
         raise SystemExit(f"{plain}: dcm2niix voxels are not the DICOM voxels with rows flipped")
     note = compare_dcm2niix_tilt(v2w, data.shape, files)
     used = (f"dcm2niix plain output of the series ({os.path.basename(plain)}, same voxels "
             "as the DICOM files, row axis flipped); world from per-slice DICOM geometry")
-    del nif
     return Loaded(name, data, v2w, w2v, used, note)
 
 
@@ -835,7 +833,7 @@ def check_volume(name, vol, grid, lms, data_root, chk):
             v = np.round(w2v(pts[k])[0]).astype(int)
             chk.ok(bool(m[tuple(v)]), f"ch2: {k} inside ch2bet>0")
             if k != "cerebellum":
-                ahead = v + (np.array([0, 2, 0]) if k == "frontal_pole" else np.array([0, 2, 0]))
+                ahead = v + np.array([0, 2, 0])
                 chk.ok(not m[tuple(ahead)], f"ch2: {k} on the brain surface (2 mm anterior "
                        "is outside ch2bet)")
 
@@ -945,7 +943,7 @@ def main():
     ap.add_argument("--data", default=os.environ.get("DEFACER_DATA", "testdata/real"))
     ap.add_argument("--out", default=None, help="folder for PNGs")
     ap.add_argument("--window", default=None, help="fixed display range lo,hi (e.g. "
-                    "-150,150 for CT soft tissue)")
+                    "--window=-150,150 for CT soft tissue)")
     ap.add_argument("cmd", choices=["overview", "render", "propose", "write"])
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
