@@ -1,12 +1,18 @@
-//! Gaussian smoothing in millimetres, and the blur method.
+//! Gaussian smoothing in millimetres, and the two methods that rebuild the face region from a
+//! smooth shape: blur (the subject's own head, smoothed) and reface (the template's head).
 
 use defacer_volume::Volume;
 use ndarray::{s, Array3, ArrayView3, Axis, Zip};
-use rayon::prelude::*;
 
-/// Width of the ramp (in mm, as a Gaussian sigma) over which the blurred face fades into the
+use crate::noise::{background_pools, hash};
+use crate::{Fill, Region};
+
+/// Width of the ramp (in mm, as a Gaussian sigma) over which the rebuilt face fades into the
 /// kept tissue, so no hard edge marks where the face was.
 const BLEND_SIGMA_MM: f64 = 3.0;
+
+/// Sigma of the smoothing that turns independent tissue draws into a tissue-like texture.
+const TEXTURE_SIGMA_MM: f64 = 1.5;
 
 /// Smooths `field` with an isotropic Gaussian of `sigma_mm`, given the voxel size along each
 /// axis (anisotropic voxels get anisotropic kernels in voxels). Edges replicate the border.
@@ -75,32 +81,105 @@ pub(crate) fn bounding_box(
     Some([0, 1, 2].map(|a| (lo[a].saturating_sub(pad[a]), (hi[a] + pad[a]).min(sh[a]))))
 }
 
-/// Blurs each frame inside `region`, fading from the untouched border of the region to fully
-/// blurred in its interior.
-pub(crate) fn blur_region(vol: &mut Volume, region: ArrayView3<bool>, sigma_mm: f64) {
+/// What fills the rebuilt shape.
+pub(crate) enum Tissue {
+    /// The local mean of the subject's tissue, smoothed with this sigma (mm): no texture, no
+    /// detail, no dilution by air (normalised convolution over head voxels only).
+    SmoothMean { sigma_mm: f64 },
+    /// Random draws from the subject's own tissue in the region, smoothed into a texture.
+    Texture,
+}
+
+/// Rebuilds the face region: inside `shape` (the smoothed shape of `head_like` with
+/// `shape_sigma_mm`), tissue; outside, air or background noise; blended into the original over
+/// a few mm at the region's edge.
+pub(crate) fn rebuild_region(
+    vol: &mut Volume,
+    region: &Region,
+    head_like: ArrayView3<bool>,
+    shape_sigma_mm: f64,
+    tissue: Tissue,
+    fill: Fill,
+    air: f64,
+) {
     let vox = vol.affine.voxel_size();
-    let pad = vox.map(|v| ((3.0 * sigma_mm.max(BLEND_SIGMA_MM)) / v).ceil() as usize + 1);
-    let Some(bb) = bounding_box(&region, pad) else {
+    let widest = match tissue {
+        Tissue::SmoothMean { sigma_mm } => sigma_mm,
+        Tissue::Texture => TEXTURE_SIGMA_MM,
+    }
+    .max(shape_sigma_mm)
+    .max(BLEND_SIGMA_MM);
+    let pad = vox.map(|v| (3.0 * widest / v).ceil() as usize + 1);
+    let Some(bb) = bounding_box(&region.change, pad) else {
         return;
     };
     let sl = s![bb[0].0..bb[0].1, bb[1].0..bb[1].1, bb[2].0..bb[2].1];
-    let inside = region.slice(sl).mapv(|m| m as u8 as f32);
+    let off = [bb[0].0, bb[1].0, bb[2].0];
+    let change = region.change.slice(sl);
+    let inside = change.mapv(|m| m as u8 as f32);
     // Weight 0 on the region's edge, 1 a few mm inside: 2·(smoothed indicator − ½), clipped.
     let weight = gaussian_blur_mm(&inside, vox, BLEND_SIGMA_MM)
         .mapv(|g| (2.0 * (g - 0.5)).clamp(0.0, 1.0))
         * &inside;
+    // The new surface: the 50% level of the smoothed shape. Narrow features (nose, lips, eye
+    // sockets) are thinner than the kernel and vanish.
+    let shape_f = head_like.slice(sl).mapv(|m| m as u8 as f32);
+    let shape = gaussian_blur_mm(&shape_f, vox, shape_sigma_mm).mapv(|g| g >= 0.5);
+    let head = region.head.slice(sl).mapv(|m| m as u8 as f32);
+    let background = background_pools(vol, region);
     let nt = vol.dims()[3];
-    let blurred: Vec<Array3<f32>> = (0..nt)
-        .into_par_iter()
-        .map(|t| {
-            let frame = vol.voxels.frame_f32(t).slice(sl).to_owned();
-            gaussian_blur_mm(&frame, vox, sigma_mm)
-        })
-        .collect();
-    let off = [bb[0].0, bb[1].0, bb[2].0];
-    vol.voxels.replace_where(&region, |t, [i, j, k], old| {
-        let l = [i - off[0], j - off[1], k - off[2]];
-        let w = weight[l] as f64;
-        w * blurred[t][l] as f64 + (1.0 - w) * old
-    });
+    let mut targets = Vec::with_capacity(nt);
+    for t in 0..nt {
+        let frame = vol.voxels.frame_f32(t).slice(sl).to_owned();
+        let mut target = match tissue {
+            Tissue::SmoothMean { sigma_mm } => {
+                let num = gaussian_blur_mm(&(&frame * &head), vox, sigma_mm);
+                let den = gaussian_blur_mm(&head, vox, sigma_mm);
+                Zip::from(&num)
+                    .and(&den)
+                    .map_collect(|&n, &d| if d > 1e-3 { n / d } else { f32::NAN })
+            }
+            Tissue::Texture => {
+                let pool: Vec<f32> = Zip::from(&frame).and(&head).and(&change).fold(
+                    Vec::new(),
+                    |mut acc, &v, &h, &c| {
+                        if h > 0.0 && c {
+                            acc.push(v);
+                        }
+                        acc
+                    },
+                );
+                Array3::from_shape_fn(frame.raw_dim(), |(i, j, k)| {
+                    let ijk = [i + off[0], j + off[1], k + off[2]];
+                    if pool.is_empty() {
+                        f32::NAN
+                    } else {
+                        pool[(hash(t, ijk) % pool.len() as u64) as usize]
+                    }
+                })
+            }
+        };
+        // Outside the new shape: air or background.
+        Zip::indexed(&mut target)
+            .and(&shape)
+            .for_each(|(i, j, k), v, &in_shape| {
+                if !in_shape || v.is_nan() {
+                    let ijk = [i + off[0], j + off[1], k + off[2]];
+                    *v = match fill {
+                        Fill::Air => air as f32,
+                        Fill::Noise => background.draw(t, ijk).unwrap_or(air) as f32,
+                    };
+                }
+            });
+        if matches!(tissue, Tissue::Texture) {
+            target = gaussian_blur_mm(&target, vox, TEXTURE_SIGMA_MM);
+        }
+        targets.push(target);
+    }
+    vol.voxels
+        .replace_where(&region.change, |t, [i, j, k], old| {
+            let l = [i - off[0], j - off[1], k - off[2]];
+            let w = weight[l] as f64;
+            w * targets[t][l] as f64 + (1.0 - w) * old
+        });
 }

@@ -6,9 +6,12 @@
 //! - [`Method::Remove`]: air (the volume's background level in stored units), or noise drawn
 //!   from the volume's own background ([`Fill::Noise`]) so no hard edge is left for downstream
 //!   tools;
-//! - [`Method::Blur`]: a wide Gaussian in mm, blended smoothly into the kept tissue;
-//! - [`Method::Reface`]: the template's average face shape (given as a mask on the native grid),
-//!   filled with this subject's own soft-tissue intensities.
+//! - [`Method::Blur`]: the subject's own head surface smoothed with a wide Gaussian (in mm) so
+//!   that nose, lips and eye sockets vanish, filled with the local mean of the subject's tissue
+//!   (never diluted by air, which would carve hollows that look like eyes), blended smoothly
+//!   into the kept tissue;
+//! - [`Method::Reface`]: the template's average head shape (given as a mask on the native grid),
+//!   smoothed into a plain head front and filled with this subject's own tissue texture.
 //!
 //! Every method writes through [`defacer_volume::Voxels::replace_where`] with the region as
 //! mask, so voxels outside the region are bit-identical by construction, and every random draw
@@ -44,7 +47,7 @@ pub use blur::gaussian_blur_mm;
 #[serde(tag = "method", rename_all = "lowercase")]
 pub enum Method {
     Remove { fill: Fill },
-    Blur { sigma_mm: f64 },
+    Blur { sigma_mm: f64, fill: Fill },
     Reface { fill: Fill },
 }
 
@@ -93,7 +96,17 @@ pub fn apply(vol: &mut Volume, region: &Region, method: &Method, air_stored: f64
     let before = vol.voxels.clone();
     match method {
         Method::Remove { fill } => fill_region(vol, region, region.change, *fill, air_stored),
-        Method::Blur { sigma_mm } => blur::blur_region(vol, region.change, *sigma_mm),
+        Method::Blur { sigma_mm, fill } => blur::rebuild_region(
+            vol,
+            region,
+            region.head,
+            *sigma_mm,
+            blur::Tissue::SmoothMean {
+                sigma_mm: *sigma_mm,
+            },
+            *fill,
+            air_stored,
+        ),
         Method::Reface { fill } => reface::reface_region(vol, region, *fill, air_stored),
     }
     count_changes(&before, &vol.voxels, region.change)

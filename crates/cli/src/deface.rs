@@ -89,6 +89,7 @@ impl DefaceArgs {
             MethodArg::Remove => Method::Remove { fill },
             MethodArg::Blur => Method::Blur {
                 sigma_mm: self.blur_sigma_mm,
+                fill,
             },
             MethodArg::Reface => Method::Reface { fill },
         }
