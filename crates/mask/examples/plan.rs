@@ -11,7 +11,23 @@ fn main() {
         .ears(args.iter().any(|a| a == "--ears"))
         .remove_bone(args.iter().any(|a| a == "--bone"));
     for a in args.iter().filter(|a| !a.starts_with("--")) {
-        let vols = match defacer_volume::load(&[PathBuf::from(a)]) {
+        let loaded = if a == "phantom" {
+            let ph =
+                defacer_mask::phantom::Phantom::new(defacer_mask::phantom::Contrast::T1).build();
+            if let Ok(dir) = std::env::var("DEFACER_DUMP") {
+                let t: Vec<u8> = ph.tissue.t().iter().copied().collect();
+                let _ = std::fs::write(PathBuf::from(dir).join("phantom.tissue.raw"), t);
+                println!(
+                    "dims {:?} affine {:?}",
+                    ph.tissue.shape(),
+                    ph.volume.affine.to_row_major()
+                );
+            }
+            Ok(vec![ph.volume])
+        } else {
+            defacer_volume::load(&[PathBuf::from(a)])
+        };
+        let vols = match loaded {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("{e}");
@@ -28,11 +44,26 @@ fn main() {
                         // raw uint8 in Fortran order: bit 1 face, 2 ears, 4 protected, 8 head
                         let mut out = Vec::with_capacity(m.face.len());
                         let ears = m.ears.clone().unwrap_or_else(|| m.face.mapv(|_| false));
-                        for (((f, e), p), h) in m.face.t().iter().zip(ears.t().iter()).zip(m.protected.t().iter()).zip(m.head.t().iter()) {
-                            out.push(*f as u8 | (*e as u8) << 1 | (*p as u8) << 2 | (*h as u8) << 3);
+                        for (((f, e), p), h) in m
+                            .face
+                            .t()
+                            .iter()
+                            .zip(ears.t().iter())
+                            .zip(m.protected.t().iter())
+                            .zip(m.head.t().iter())
+                        {
+                            out.push(
+                                *f as u8 | (*e as u8) << 1 | (*p as u8) << 2 | (*h as u8) << 3,
+                            );
                         }
-                        let name = PathBuf::from(a).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                        let _ = std::fs::write(PathBuf::from(dir).join(format!("{name}.mask.raw")), out);
+                        let name = PathBuf::from(a)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default();
+                        let _ = std::fs::write(
+                            PathBuf::from(dir).join(format!("{name}.mask.raw")),
+                            out,
+                        );
                     }
                 }
                 Err(e) => println!("{e}"),
