@@ -375,6 +375,149 @@ LANDMARKS = {
                               "inferior-posterior surface (surface at y=-65, z=-17 on "
                               "sagittal x=-25)"},
     },
+    "siemens_t1_2d_hfs": {
+        "nose_tip": {"absent": "cut by the anterior edge of the field of view: the nose "
+                     "reaches the last row (y=+129; the edge row y=+130 is zero) from "
+                     "z=-62 to -90 on sagittal x=-4.8..4.8; from the prone scan of the "
+                     "same man the tip would be near y=+134"},
+        "eye_left": {"ras": [-32.7, 82.1, -38.7],
+                     "how": "centroid of the dark vitreous (200..450) grown from a seed "
+                            "within 14 mm; checked on three planes (x resolution 4.8 mm)"},
+        "eye_right": {"ras": [31.2, 82.2, -40.1],
+                      "how": "as eye_left"},
+        "upper_lip": {"ras": [0.0, 119.0, -106.0],
+                      "how": "upper-lip skin 6 mm above the stomion (profile notch at "
+                             "z=-112) on the mid-sagittal slice x=0 (y=119 from z=-108 to "
+                             "-92); coronal y=119"},
+        "chin": {"absent": "below the field of view (ends at z=-129, just under the "
+                           "lower lip)"},
+        "tragus_left": {"ras": [-72.0, 16.0, -66.0],
+                        "how": "anterior wall of the concha / ear-canal entrance on "
+                               "sagittal x=-72 (air y 9..15, tissue from y=16); axial "
+                               "z=-66. The auricle's lateral rim is cut at x=-81.6"},
+        "tragus_right": {"ras": [72.0, 12.0, -70.0],
+                         "how": "as tragus_left on sagittal x=72 (air y 5..10, tissue from "
+                                "y=11..12); axial z=-70"},
+        "frontal_pole": {"ras": [-9.6, 95.0, -4.0],
+                         "how": "left frontal lobe: last voxel above 330 (half-way GM to "
+                                "CSF) walking +y; the front of the brain is flat to 1 mm "
+                                "over z -12..4 at x=-14.4..-4.8, so z is uncertain by about "
+                                "8 mm; sagittal x=-9.6"},
+        "temporal_pole_left": {"ras": [-38.4, 50.0, -42.0],
+                               "how": "anterior tip of the temporal lobe against the "
+                                      "sphenoid on sagittal x=-38.4 and axial z=-42"},
+        "temporal_pole_right": {"ras": [38.4, 48.0, -42.0],
+                                "how": "as temporal_pole_left, sagittal x=38.4"},
+        "cerebellum": {"ras": [-24.0, -50.0, -62.0],
+                       "how": "left cerebellar hemisphere, ~6 mm inside its "
+                              "posterior-inferior surface on sagittal x=-24"},
+    },
+    "siemens_t1_2d_hfp": {
+        "nose_tip": {"ras": [4.8, 87.0, -80.0],
+                     "how": "most anterior head voxel (threshold 150) for x -5..20, "
+                            "z -95..-60: y=87 for x 0..9, z -82..-77; sagittal x=4.8 "
+                            "(the head's midline is x~7.5, between slices)"},
+        "eye_left": {"ras": [-24.2, 33.6, -28.2],
+                     "how": "centroid of the dark vitreous (200..450) grown from a seed "
+                            "within 14 mm; checked on three planes"},
+        "eye_right": {"ras": [39.3, 37.3, -30.6],
+                      "how": "as eye_left (the head is turned ~3 degrees: right eye 4 mm "
+                             "more anterior)"},
+        "upper_lip": {"ras": [4.8, 68.0, -98.0],
+                      "how": "upper-lip skin 6 mm above the stomion (profile notch at "
+                             "z=-104), y=68 for z -100..-96; sagittal x=4.8, coronal y=68"},
+        "chin": {"absent": "below the field of view (ends at z=-129, under the lower "
+                           "lip)"},
+        "tragus_left": {"ras": [-62.4, -39.0, -50.0],
+                        "how": "anterior wall of the concha / ear-canal entrance on "
+                               "sagittal x=-62.4 (air y -44..-41, tissue from y=-40); "
+                               "axial z=-50"},
+        "tragus_right": {"ras": [76.8, -33.0, -50.0],
+                         "how": "as tragus_left on sagittal x=76.8 (air y -37..-35); the "
+                                "auricle is cut by the lateral edge x=81.6"},
+        "frontal_pole": {"ras": [-4.8, 51.0, 6.0],
+                         "how": "left frontal lobe, as in the supine scan: last voxel "
+                                "above 330 walking +y; flat to 1 mm over z 0..16, so z "
+                                "is uncertain by about 8 mm; sagittal x=-4.8"},
+        "temporal_pole_left": {"ras": [-28.8, 2.0, -31.0],
+                               "how": "anterior tip of the temporal lobe against the "
+                                      "sphenoid on sagittal x=-28.8, axial z=-31"},
+        "temporal_pole_right": {"ras": [43.2, 3.0, -32.0],
+                                "how": "as temporal_pole_left, sagittal x=43.2"},
+        "cerebellum": {"ras": [-14.4, -99.0, -40.0],
+                       "how": "NOT independent: the supine scan's cerebellum point mapped "
+                              "by the rigid fit of the other 8 shared landmarks, then "
+                              "checked to lie in the left cerebellar hemisphere, ~8 mm "
+                              "inside its posterior-inferior surface (sagittal x=-14.4)"},
+    },
+    "t2w_partial_face": {
+        "nose_tip": {"absent": "the oblique slab's inferior edge (z~-38 at y 105..118) "
+                     "cuts the nasal dorsum; the pronasale lies below the field of view"},
+        "eye_left": {"ras": [-30.8, 74.2, -20.8],
+                     "how": "centroid of the bright vitreous (T2 900..4000) grown from a "
+                            "seed within 14 mm; globe x -43..-18, y 62..88, z -31..-9"},
+        "eye_right": {"ras": [29.3, 74.6, -18.0],
+                      "how": "as eye_left; globe x 17..42, y 63..89, z -29..-8"},
+        "upper_lip": {"absent": "below the field of view"},
+        "chin": {"absent": "below the field of view"},
+        "tragus_left": {"absent": "the ear-canal level is at the inferior edge of the "
+                        "field of view (z~-50 at y~0); tragus not identifiable on the "
+                        "2 mm slices"},
+        "tragus_right": {"absent": "as tragus_left"},
+        "frontal_pole": {"ras": [6.0, 85.0, 13.0],
+                         "how": "most anterior cortex (grey matter ends at y=85, bright "
+                                "CSF at 86..88 for x 4..8, z 10..15); axial z=13, "
+                                "sagittal x=6"},
+        "temporal_pole_left": {"ras": [-38.0, 42.0, -30.0],
+                               "how": "bend of the temporal lobe's anterior boundary "
+                                      "against the sphenoid on sagittal x=-40..-36; the "
+                                      "boundary runs on up the sphenoid ridge, so +-5 mm"},
+        "temporal_pole_right": {"ras": [38.0, 42.0, -30.0],
+                                "how": "as temporal_pole_left, sagittal x=36..40"},
+        "cerebellum": {"ras": [-25.0, -60.0, -34.0],
+                       "how": "left cerebellar hemisphere, ~6 mm inside its "
+                              "posterior-inferior surface (axial z=-38, sagittal x=-25)"},
+    },
+    "invesalius_ct": {
+        "nose_tip": {"ras": [-1.5, 110.0, -45.0],
+                     "how": "most anterior head voxel (HU > -300) for x -8..5, z -60..-35: "
+                            "y=110 for x -3..0, z -48..-42; sagittal x=-3..0"},
+        "eye_left": {"ras": [-30.3, 57.2, -20.4],
+                     "how": "centroid of the vitreous (HU -30..45) grown from a seed "
+                            "within 14 mm; soft-tissue window: globe x -43..-18, y 46..69, "
+                            "z -32..-9"},
+        "eye_right": {"ras": [27.8, 56.0, -21.0],
+                      "how": "as eye_left, corrected by hand to the globe's extent "
+                             "x 15..40, y 45..68, z -33..-9"},
+        "upper_lip": {"absent": "the field of view ends (z=-80) on the upper lip: its "
+                      "profile is flat at y=96..97 from the subnasale (z~-62) to the "
+                      "edge, with no vermilion, so the labrale superius is not in view"},
+        "chin": {"absent": "below the field of view (ends at z=-80)"},
+        "tragus_left": {"ras": [-78.0, -8.0, -50.0],
+                        "how": "posterior skin of the tragus over the ear-canal air "
+                               "(canal at y -9..-10 running medially); lateral tip at "
+                               "x=-79; axial z=-48..-52"},
+        "tragus_right": {"ras": [71.0, -7.0, -50.0],
+                         "how": "as tragus_left: tragus x 70..72 with air lateral and "
+                                "posterior (canal x 64..69, y -7..-9); axial z=-50"},
+        "frontal_pole": {"ras": [-12.0, 63.0, 16.0],
+                         "how": "most anterior brain (smoothed HU 18..70 walking +y stops "
+                                "at y 63..64 for x -15..-10, z 13..19; right hemisphere "
+                                "63); against the inner table; brain window 0..80 HU"},
+        "temporal_pole_left": {"ras": [-37.0, 28.0, -21.0],
+                               "how": "tip of the temporal lobe in the middle cranial "
+                                      "fossa: axial z=-25 (tip at y~28), coronal y=29 "
+                                      "(last patch of lobe centred near z=-19), "
+                                      "sagittal x=-38"},
+        "temporal_pole_right": {"ras": [34.0, 28.0, -21.0],
+                                "how": "as temporal_pole_left: axial z=-25, coronal "
+                                       "y=27, sagittal x=38"},
+        "cerebellum": {"ras": [-25.0, -60.0, -55.0],
+                       "how": "left posterior fossa, ~12 mm above its bony floor and "
+                              "well below the tentorium level; the cerebellum is not "
+                              "separable from CSF spaces at CT contrast, so this is a "
+                              "point inside the cerebellar hemisphere's territory"},
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -384,6 +527,8 @@ LANDMARKS = {
 
 def _window(sl, grid, a, b, c, half):
     """Display range from the part of the slice that is shown (faint skin stays visible)."""
+    if getattr(grid, "window", None) is not None:
+        return grid.window  # fixed window, e.g. CT soft tissue
     ia = slice(max(int((c[a] - half - grid.origin[a]) / grid.step), 0),
                max(int((c[a] + half - grid.origin[a]) / grid.step) + 1, 1))
     ib = slice(max(int((c[b] - half - grid.origin[b]) / grid.step), 0),
@@ -532,6 +677,14 @@ def globe_centroid(grid, seed, lo, hi, radius=14):
 # Per-volume caveats, copied into the JSON.
 CAVEATS = {
     "ch2": "MNI space (sform code 4); x<0 is the subject's left hemisphere.",
+    "t2w_partial_face": "Left and right are as the header (LAS, qform = sform code 1) "
+                        "defines them; the source gives no independent check of the "
+                        "header's left-right, so 'left' means x<0 in the header's world.",
+    "invesalius_ct": "The source records no left/right: the header's L-R (LAS) is a guess, "
+                     "so eye_left etc. are 'left' in the header's world (x<0), which may "
+                     "be the patient's right. A head holder is in view (not skin).",
+    "invesalius_ct_dicom": "Same caveat as invesalius_ct: left/right follow the header, "
+                           "which was written from a guessed orientation.",
 }
 
 # Which volumes record the same head in the same voxels (landmarks are reused after the
@@ -724,14 +877,18 @@ def check_pairs(names, chk):
     for d, k1, k2, da, db in diffs:
         chk.lines.append(f"     hfs/hfp {k1}-{k2}: {da:.1f} vs {db:.1f} mm (diff {d:.1f})")
     worst = diffs[0][0] if diffs else 0.0
-    chk.ok(worst <= 6.0, f"hfs vs hfp: {len(diffs)} inter-landmark distances agree within "
-           f"6 mm (worst {worst:.1f} mm, median {np.median([d[0] for d in diffs]):.1f} mm)")
+    # 8 mm = one 4.8 mm slice step (x is sampled by sagittal slices 4.8 mm apart, so the
+    # same point can land a slice apart in the two scans) + ~3 mm placement error
+    chk.ok(worst <= 8.0, f"hfs vs hfp: {len(diffs)} inter-landmark distances agree within "
+           f"8 mm (worst {worst:.1f} mm, median {np.median([d[0] for d in diffs]):.1f} mm)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=os.environ.get("DEFACER_DATA", "testdata/real"))
     ap.add_argument("--out", default=None, help="folder for PNGs")
+    ap.add_argument("--window", default=None, help="fixed display range lo,hi (e.g. "
+                    "-150,150 for CT soft tissue)")
     ap.add_argument("cmd", choices=["overview", "render", "propose", "write"])
     ap.add_argument("names", nargs="*")
     args = ap.parse_args()
@@ -743,6 +900,8 @@ def main():
     name = args.names[0]
     vol = load(name, args.data, workdir)
     grid = WorldGrid(vol)
+    if args.window:
+        grid.window = tuple(float(v) for v in args.window.split(","))
     if args.cmd == "overview":
         m = head_mask(grid, VOLUMES[name]["head_threshold"])
         c = grid.to_world(np.array(np.nonzero(m)).mean(1))
