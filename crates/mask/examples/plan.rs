@@ -61,9 +61,20 @@ fn main() {
                             .map(|n| n.to_string_lossy().to_string())
                             .unwrap_or_default();
                         let _ = std::fs::write(
-                            PathBuf::from(dir).join(format!("{name}.mask.raw")),
+                            PathBuf::from(&dir).join(format!("{name}.mask.raw")),
                             out,
                         );
+                        let img: Vec<u8> = v
+                            .frame_physical(0)
+                            .t()
+                            .iter()
+                            .flat_map(|x| x.to_le_bytes())
+                            .collect();
+                        let _ = std::fs::write(
+                            PathBuf::from(&dir).join(format!("{name}.f32.raw")),
+                            img,
+                        );
+                        println!("dims {:?} affine {:?}", v.dims(), v.affine.to_row_major());
                     }
                 }
                 Err(e) => println!("{e}"),
