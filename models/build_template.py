@@ -99,29 +99,38 @@ head = ndi.binary_closing(head, iterations=2)
 head = ndi.binary_fill_holes(head)
 print("head threshold %.1f, head volume %.0f ml" % (thr, head.sum() * 8 / 1000))
 
-# Brain: the MNI mask is the brain dilated by 12 mm (see its COPYING); eroding it by 12 mm gives a
-# closed brain (sulci filled), which is what must be protected. The mask touches the bottom of its
-# grid, so pad by replication before measuring distances.
+# Brain: the MNI mask is an intracranial mask dilated by 12 mm (see its COPYING); eroding it by
+# 12 mm gives the intracranial space. That closing also fills the concavity under the frontal
+# lobes, down into the orbits, which would shield the eyes; so the brain is the brain tissue
+# (T1 > 3500: grey and white matter) inside it, lightly closed (sulci filled) and hole-filled.
+# The mask touches the bottom of its grid, so pad by replication before measuring distances.
 pad = 10
 BMp = np.pad(BM, pad, mode="edge")
 inside = ndi.distance_transform_edt(BMp, sampling=2.0)[pad:-pad, pad:-pad, pad:-pad]
-brain_mni = inside > 12.0
+icv = inside > 12.0
+tissue = icv & (M > 3500)
+lab, n = ndi.label(tissue)
+tissue = lab == (1 + np.argmax(ndi.sum(tissue, lab, range(1, n + 1))))
+brain_mni = ndi.binary_closing(np.pad(tissue, 4), iterations=2)[4:-4, 4:-4, 4:-4]
+brain_mni = ndi.binary_fill_holes(brain_mni)
 brain = sample(brain_mni.astype(np.float32), mn.affine, np.eye(4), 1, 0.0) >= 0.5
 print("brain volume %.0f ml" % (brain.sum() * 8 / 1000))
 
 # Face region: pydeface's face wedge (0 in its mask; it stops below the eyes), extended upwards
-# to the brows: everything in front of the brain (+10 mm) with -60 < z < 10 and y > 20, laterally
+# to the brows: everything in front of the brain (+10 mm) with -60 < z < 10 and y > 40 (the
+# eyes start at y ~ 45; further back, beside the orbits, lie the temporal poles), laterally
 # within the cheeks. The brain itself (brain + margin) is subtracted again after fitting.
 brain_dist = ndi.distance_transform_edt(~brain, sampling=2.0)
 front_of_brain = np.zeros(shape, bool)
 # a voxel is "in front of the brain" when no brain voxel lies further anterior on its y-line
 any_brain_ahead = np.flip(np.logical_or.accumulate(np.flip(brain, 1), 1), 1)
 front_of_brain = ~any_brain_ahead
-upper_face = front_of_brain & (Z < 10) & (Z > -60) & (Y > 20) & (np.abs(X) < 72) & (brain_dist > 10)
+upper_face = front_of_brain & (Z < 10) & (Z > -60) & (Y > 40) & (np.abs(X) < 72) & (brain_dist > 10)
 face = ((Ft < 0.5) | upper_face) & (Z > -135)
 
-# Ears: outside the brain + 10 mm, lateral, around the external ear.
-ears = (np.abs(X) > 60) & (Y > -55) & (Y < 10) & (Z > -50) & (Z < 20) & (brain_dist > 10)
+# Ears: outside the brain + 10 mm, lateral, around the external ear. In MNI world the ear canal
+# is near y = -20, z = -45; the auricle reaches ~35 mm above and below it and ~40 mm behind; heads vary, so the box is wider.
+ears = (np.abs(X) > 60) & (Y > -70) & (Y < 20) & (Z > -95) & (Z < 0) & (brain_dist > 10)
 
 # Fit surface: head boundary voxels, above the neck (z > -100: necks and shoulders vary between
 # people and are often cut off), not on the pydeface field-of-view edge.
@@ -162,11 +171,11 @@ marks = {
     "eye_right": [32.0, front_y(32, eye_z) - 8, eye_z],
 }
 for side, sx in (("left", -1), ("right", 1)):
-    k = int(round((-15 - origin[2]) / 2))
+    k = int(round((-45 - origin[2]) / 2))
     j = int(round((-20 - origin[1]) / 2))
     xs = np.nonzero(head[:, j, k])[0]
     x = origin[0] + 2 * (xs.max() if sx > 0 else xs.min())
-    marks["tragus_" + side] = [float(x), -20.0, -15.0]
+    marks["tragus_" + side] = [float(x), -20.0, -45.0]
 meta = {
     "description": "defacer head template: landmarks in the template world (MNI152, RAS mm)",
     "fit_surface_min_z": -100.0,

@@ -11,7 +11,23 @@ fn main() {
         .ears(args.iter().any(|a| a == "--ears"))
         .remove_bone(args.iter().any(|a| a == "--bone"));
     for a in args.iter().filter(|a| !a.starts_with("--")) {
-        let vols = match defacer_volume::load(&[PathBuf::from(a)]) {
+        let loaded = if a == "phantom" {
+            let ph =
+                defacer_mask::phantom::Phantom::new(defacer_mask::phantom::Contrast::T1).build();
+            if let Ok(dir) = std::env::var("DEFACER_DUMP") {
+                let t: Vec<u8> = ph.tissue.t().iter().copied().collect();
+                let _ = std::fs::write(PathBuf::from(dir).join("phantom.tissue.raw"), t);
+                println!(
+                    "dims {:?} affine {:?}",
+                    ph.tissue.shape(),
+                    ph.volume.affine.to_row_major()
+                );
+            }
+            Ok(vec![ph.volume])
+        } else {
+            defacer_volume::load(&[PathBuf::from(a)])
+        };
+        let vols = match loaded {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("{e}");
@@ -45,9 +61,20 @@ fn main() {
                             .map(|n| n.to_string_lossy().to_string())
                             .unwrap_or_default();
                         let _ = std::fs::write(
-                            PathBuf::from(dir).join(format!("{name}.mask.raw")),
+                            PathBuf::from(&dir).join(format!("{name}.mask.raw")),
                             out,
                         );
+                        let img: Vec<u8> = v
+                            .frame_physical(0)
+                            .t()
+                            .iter()
+                            .flat_map(|x| x.to_le_bytes())
+                            .collect();
+                        let _ = std::fs::write(
+                            PathBuf::from(&dir).join(format!("{name}.f32.raw")),
+                            img,
+                        );
+                        println!("dims {:?} affine {:?}", v.dims(), v.affine.to_row_major());
                     }
                 }
                 Err(e) => println!("{e}"),

@@ -83,7 +83,7 @@ impl Default for DefaceOptions {
             remove_bone: false,
             modality: None,
             working_mm: 2.0,
-            max_fit_distance_mm: 4.0,
+            max_fit_distance_mm: 3.0,
         }
     }
 }
@@ -356,7 +356,7 @@ fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
             fit.in_fov_fraction * 100.0
         ));
     }
-    if fit.mean_distance_mm > opts.max_fit_distance_mm || fit.inlier_fraction < 0.6 {
+    if fit.mean_distance_mm > opts.max_fit_distance_mm || fit.inlier_fraction < 0.7 {
         return Err(format!(
             "template skin is {:.1} mm from the subject's on average, {:.0}% within 5 mm",
             fit.mean_distance_mm,
