@@ -17,7 +17,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut opts = CheckOptions { renders_dir: args.get(2).map(Into::into), ..CheckOptions::default() };
+    let mut opts = CheckOptions {
+        renders_dir: args.get(2).map(Into::into),
+        ..CheckOptions::default()
+    };
     if let Some(t) = args.get(3).and_then(|t| t.parse().ok()) {
         opts.threshold = t;
     }
@@ -25,8 +28,18 @@ fn main() {
         let t = std::time::Instant::now();
         match check_volume(vol, &opts) {
             Ok(report) => {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-                eprintln!("{}: face_found={} views_with_face={}/{} in {:.2?}", args[1], report.face_found, report.views_with_face, report.views.len(), t.elapsed());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+                eprintln!(
+                    "{}: face_found={} views_with_face={}/{} in {:.2?}",
+                    args[1],
+                    report.face_found,
+                    report.views_with_face,
+                    report.views.len(),
+                    t.elapsed()
+                );
             }
             Err(e) => {
                 eprintln!("{e}");

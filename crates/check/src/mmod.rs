@@ -68,24 +68,38 @@ impl MmodNet {
     /// Reads the weight file: a sequence of `(u32 index, u32 count, count × f32)` records, all
     /// little-endian, in dlib's `visit_layer_parameters` order (score layer first).
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self> {
-        let bad = |p: &str| Error::Model { name: name.to_string(), problem: p.to_string() };
+        let bad = |p: &str| Error::Model {
+            name: name.to_string(),
+            problem: p.to_string(),
+        };
         let mut tensors: Vec<Vec<f32>> = Vec::new();
         let mut pos = 0usize;
         let u32_at = |p: usize| -> Option<u32> {
-            bytes.get(p..p + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            bytes
+                .get(p..p + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
         while pos < bytes.len() {
             let _index = u32_at(pos).ok_or_else(|| bad("truncated record header"))?;
             let n = u32_at(pos + 4).ok_or_else(|| bad("truncated record header"))? as usize;
             pos += 8;
-            let body = bytes.get(pos..pos + 4 * n).ok_or_else(|| bad("truncated weights"))?;
-            tensors.push(body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+            let body = bytes
+                .get(pos..pos + 4 * n)
+                .ok_or_else(|| bad("truncated weights"))?;
+            tensors.push(
+                body.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            );
             pos += 4 * n;
         }
         // Only layers with parameters are recorded: 7 convolutions and 6 affines, top first.
         let non_empty: Vec<Vec<f32>> = tensors.into_iter().filter(|t| !t.is_empty()).collect();
         if non_empty.len() != 13 {
-            return Err(bad(&format!("expected 13 parameter tensors, found {}", non_empty.len())));
+            return Err(bad(&format!(
+                "expected 13 parameter tensors, found {}",
+                non_empty.len()
+            )));
         }
         // (out, in, k, stride, pad) from the input upwards.
         let shapes = [
@@ -105,13 +119,29 @@ impl MmodNet {
             let p = it.next().ok_or_else(|| bad("missing convolution"))?;
             let nw = out_ch * in_ch * k * k;
             if p.len() != nw + out_ch {
-                return Err(bad(&format!("convolution {li} has {} values, expected {}", p.len(), nw + out_ch)));
+                return Err(bad(&format!(
+                    "convolution {li} has {} values, expected {}",
+                    p.len(),
+                    nw + out_ch
+                )));
             }
-            let conv = Conv { out_ch, in_ch, k, stride, pad, weights: p[..nw].to_vec(), bias: p[nw..].to_vec() };
+            let conv = Conv {
+                out_ch,
+                in_ch,
+                k,
+                stride,
+                pad,
+                weights: p[..nw].to_vec(),
+                bias: p[nw..].to_vec(),
+            };
             let affine_relu = if li + 1 < shapes.len() {
                 let a = it.next().ok_or_else(|| bad("missing affine"))?;
                 if a.len() != 2 * out_ch {
-                    return Err(bad(&format!("affine {li} has {} values, expected {}", a.len(), 2 * out_ch)));
+                    return Err(bad(&format!(
+                        "affine {li} has {} values, expected {}",
+                        a.len(),
+                        2 * out_ch
+                    )));
                 }
                 Some((a[..out_ch].to_vec(), a[out_ch..].to_vec()))
             } else {
@@ -119,7 +149,12 @@ impl MmodNet {
             };
             layers.push(Layer { conv, affine_relu });
         }
-        Ok(MmodNet { layers, window: (80.0, 80.0), nms_iou: 0.338276, nms_covered: 1.0 })
+        Ok(MmodNet {
+            layers,
+            window: (80.0, 80.0),
+            nms_iou: 0.338276,
+            nms_covered: 1.0,
+        })
     }
 
     /// Faces in a grey picture, best first, with scores above `threshold` (dlib's default is 0).
@@ -148,10 +183,17 @@ impl MmodNet {
 
     fn overlaps(&self, a: &[f32; 4], b: &[f32; 4]) -> bool {
         let area = |r: &[f32; 4]| ((r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0)) as f64;
-        let inter = [a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])];
+        let inter = [
+            a[0].max(b[0]),
+            a[1].max(b[1]),
+            a[2].min(b[2]),
+            a[3].min(b[3]),
+        ];
         let i = area(&inter);
         let u = area(a) + area(b) - i;
-        (u > 0.0 && i / u > self.nms_iou) || i / area(a).max(1e-9) > self.nms_covered || i / area(b).max(1e-9) > self.nms_covered
+        (u > 0.0 && i / u > self.nms_iou)
+            || i / area(a).max(1e-9) > self.nms_covered
+            || i / area(b).max(1e-9) > self.nms_covered
     }
 
     fn forward(&self, input: &Tensor) -> Tensor {
@@ -180,7 +222,12 @@ fn conv(cv: &Conv, x: &Tensor) -> Tensor {
     let hp = x.h + 2 * p;
     let wp = x.w + 2 * p;
     if hp < k || wp < k {
-        return Tensor { c: cv.out_ch, h: 0, w: 0, data: Vec::new() };
+        return Tensor {
+            c: cv.out_ch,
+            h: 0,
+            w: 0,
+            data: Vec::new(),
+        };
     }
     let oh = (hp - k) / s + 1;
     let ow = (wp - k) / s + 1;
@@ -188,34 +235,41 @@ fn conv(cv: &Conv, x: &Tensor) -> Tensor {
     let padded = pad_tensor(x, p);
     let mut out = vec![0f32; cv.out_ch * oh * ow];
     use rayon::prelude::*;
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(o, plane)| {
-        let mut row_buf = vec![0f32; ow];
-        for oy in 0..oh {
-            row_buf.iter_mut().for_each(|v| *v = cv.bias[o]);
-            for ic in 0..cv.in_ch {
-                let src = &padded[ic * hp * wp..(ic + 1) * hp * wp];
-                let wbase = ((o * cv.in_ch) + ic) * k * k;
-                for ky in 0..k {
-                    let line = &src[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
-                    for kx in 0..k {
-                        let wv = cv.weights[wbase + ky * k + kx];
-                        if s == 1 {
-                            let seg = &line[kx..kx + ow];
-                            for (acc, &v) in row_buf.iter_mut().zip(seg) {
-                                *acc += wv * v;
-                            }
-                        } else {
-                            for (ox, acc) in row_buf.iter_mut().enumerate() {
-                                *acc += wv * line[ox * s + kx];
+    out.par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each(|(o, plane)| {
+            let mut row_buf = vec![0f32; ow];
+            for oy in 0..oh {
+                row_buf.iter_mut().for_each(|v| *v = cv.bias[o]);
+                for ic in 0..cv.in_ch {
+                    let src = &padded[ic * hp * wp..(ic + 1) * hp * wp];
+                    let wbase = ((o * cv.in_ch) + ic) * k * k;
+                    for ky in 0..k {
+                        let line = &src[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                        for kx in 0..k {
+                            let wv = cv.weights[wbase + ky * k + kx];
+                            if s == 1 {
+                                let seg = &line[kx..kx + ow];
+                                for (acc, &v) in row_buf.iter_mut().zip(seg) {
+                                    *acc += wv * v;
+                                }
+                            } else {
+                                for (ox, acc) in row_buf.iter_mut().enumerate() {
+                                    *acc += wv * line[ox * s + kx];
+                                }
                             }
                         }
                     }
                 }
+                plane[oy * ow..(oy + 1) * ow].copy_from_slice(&row_buf);
             }
-            plane[oy * ow..(oy + 1) * ow].copy_from_slice(&row_buf);
-        }
-    });
-    Tensor { c: cv.out_ch, h: oh, w: ow, data: out }
+        });
+    Tensor {
+        c: cv.out_ch,
+        h: oh,
+        w: ow,
+        data: out,
+    }
 }
 
 fn pad_tensor(x: &Tensor, p: usize) -> Vec<f32> {
@@ -290,7 +344,14 @@ fn tile_layout(h: usize, w: usize) -> (Vec<Tile>, usize, usize) {
     }
     let tiles = tiles
         .into_iter()
-        .map(|(l, t, r, b)| (l as usize, t as usize, (r - l + 1) as usize, (b - t + 1) as usize))
+        .map(|(l, t, r, b)| {
+            (
+                l as usize,
+                t as usize,
+                (r - l + 1) as usize,
+                (b - t + 1) as usize,
+            )
+        })
         .collect();
     (tiles, out_h as usize, out_w as usize)
 }
@@ -302,7 +363,12 @@ fn tile_layout(h: usize, w: usize) -> (Vec<Tile>, usize, usize) {
 fn tiled_pyramid(img: &image::GrayImage) -> (Tensor, Vec<Tile>) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (tiles, th, tw) = tile_layout(h, w);
-    let mut t = Tensor { c: 3, h: th, w: tw, data: vec![0f32; 3 * th * tw] };
+    let mut t = Tensor {
+        c: 3,
+        h: th,
+        w: tw,
+        data: vec![0f32; 3 * th * tw],
+    };
     if tiles.is_empty() {
         return (t, tiles);
     }
@@ -358,7 +424,10 @@ fn window_at(tiles: &[Tile], window: (f64, f64), c: usize, r: usize, score: f32)
         up(cx + w / 2.0 - l as f64) as f32,
         up(cy + h / 2.0 - t as f64) as f32,
     ];
-    Detection { confidence: score, bbox }
+    Detection {
+        confidence: score,
+        bbox,
+    }
 }
 
 fn nearest_tile(tiles: &[Tile], x: f64, y: f64) -> usize {
@@ -373,4 +442,3 @@ fn nearest_tile(tiles: &[Tile], x: f64, y: f64) -> usize {
     }
     best.1
 }
-

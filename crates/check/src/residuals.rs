@@ -38,7 +38,11 @@ pub struct Residuals {
 
 /// Skin surface area near each landmark: grid voxels at or above the skin level that touch a
 /// voxel below it.
-pub fn landmark_residuals(scene: &SkinScene, landmarks: &[Landmark], radius_mm: f64) -> Vec<LandmarkResidual> {
+pub fn landmark_residuals(
+    scene: &SkinScene,
+    landmarks: &[Landmark],
+    radius_mm: f64,
+) -> Vec<LandmarkResidual> {
     let g = scene.grid();
     let level = scene.skin_level();
     let inside = |i: usize, j: usize, k: usize| g.data[g.index(i, j, k)] >= level;
@@ -69,7 +73,10 @@ pub fn landmark_residuals(scene: &SkinScene, landmarks: &[Landmark], radius_mm: 
                             continue;
                         }
                         let d = g.spacing
-                            * ((i as f64 - c[0]).powi(2) + (j as f64 - c[1]).powi(2) + (k as f64 - c[2]).powi(2)).sqrt();
+                            * ((i as f64 - c[0]).powi(2)
+                                + (j as f64 - c[1]).powi(2)
+                                + (k as f64 - c[2]).powi(2))
+                            .sqrt();
                         nearest = nearest.min(d);
                         if d <= radius_mm {
                             count += 1;
@@ -92,7 +99,12 @@ pub fn landmark_residuals(scene: &SkinScene, landmarks: &[Landmark], radius_mm: 
 /// of the head's midline, against the median anteriority of skin 20–35 mm to either side within
 /// 15 mm of the same height.
 pub fn nose_prominence(scene: &SkinScene) -> Option<f64> {
-    let hits: Vec<[f64; 3]> = scene.hits(&View::FRONT).into_iter().flatten().map(|h| h.point).collect();
+    let hits: Vec<[f64; 3]> = scene
+        .hits(&View::FRONT)
+        .into_iter()
+        .flatten()
+        .map(|h| h.point)
+        .collect();
     let mid_x = scene.framing().centre[0];
     let apex = hits
         .iter()
