@@ -100,7 +100,8 @@ pub struct RenderOptions {
     pub max_grid_dim: usize,
     /// Skin level in physical units; `None` chooses it per volume and modality.
     pub skin_level: Option<f32>,
-    /// Where the light comes from, relative to the viewer (0, 0 = a headlight).
+    /// Where the light comes from, relative to the viewer (0, 0 = a headlight). The default,
+    /// 30° above the viewer, shades brows, nose and lips as photographs do.
     pub light: View,
 }
 
@@ -366,8 +367,8 @@ impl SkinScene {
         add_scaled(o, d, distance)
     }
 
-    /// Shaded picture of the skin seen from `view`: Lambert plus a little Phong highlight with
-    /// the light at the viewer, black background.
+    /// Shaded picture of the skin seen from `view`: Lambert plus a little Phong highlight from
+    /// the scene's light, black background.
     pub fn render(&self, view: &View) -> GrayImage {
         let size = self.size as usize;
         let (eye, _, _) = view.basis();
