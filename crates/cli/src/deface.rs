@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use defacer_apply::{Fill, Method};
-use defacer_volume::{SaveOptions, Volume};
+use defacer_volume::nifti::ScrubbedField;
+use defacer_volume::{SaveOptions, Scaling, Source, Volume, Voxels};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -59,6 +60,10 @@ pub struct DefaceArgs {
     /// Replace existing outputs.
     #[arg(long)]
     overwrite: bool,
+    /// Only this DICOM series (SeriesInstanceUID, as `defacer info` lists them) of folders
+    /// holding several.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -111,6 +116,8 @@ pub struct VolumeReport {
     warnings: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     outputs: Vec<PathBuf>,
+    /// Identifying header fields that were cleared, with their old values.
+    header_changes: Vec<ScrubbedField>,
 }
 
 #[derive(Serialize, Default)]
@@ -160,7 +167,7 @@ fn run_inner(args: &DefaceArgs) -> Result<u8> {
     let reports: Mutex<Vec<(usize, ItemReport)>> = Mutex::new(Vec::new());
     pool.install(|| {
         items.par_iter().enumerate().for_each(|(n, item)| {
-            let r = process(item, &args);
+            let r = process(item, &args, items.len() == 1);
             if let Some(e) = &r.error {
                 bar.suspend(|| crate::report_error(e));
             }
@@ -221,7 +228,7 @@ fn prepare_demo(args: &mut DefaceArgs) -> Result<()> {
     Ok(())
 }
 
-fn process(item: &Item, args: &DefaceArgs) -> ItemReport {
+fn process(item: &Item, args: &DefaceArgs, single: bool) -> ItemReport {
     let mut rep = ItemReport {
         input: item.input.label().to_path_buf(),
         output: item.output.clone(),
@@ -236,11 +243,18 @@ fn process(item: &Item, args: &DefaceArgs) -> ItemReport {
         );
         return rep;
     }
-    match deface_item(item, args, &mut rep) {
+    match deface_item(item, args, single, &mut rep) {
         Ok(()) => rep.status = "done",
         Err(e) => {
             rep.status = "failed";
-            rep.error = Some(format!("{e:#}"));
+            // Every error names the input, once.
+            let msg = format!("{e:#}");
+            let label = item.input.label().display().to_string();
+            rep.error = Some(if msg.contains(&label) {
+                msg
+            } else {
+                format!("{label}: {msg}")
+            });
         }
     }
     rep
@@ -250,30 +264,51 @@ fn ms(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-fn deface_item(item: &Item, args: &DefaceArgs, rep: &mut ItemReport) -> Result<()> {
+fn deface_item(item: &Item, args: &DefaceArgs, single: bool, rep: &mut ItemReport) -> Result<()> {
     let t = Instant::now();
-    let vols = defacer_volume::load(&item.input.paths())?;
+    let vols = crate::inputs::load(&item.input, args.series.as_deref())?;
     let load_ms = ms(t);
     let many = vols.len() > 1;
     for (n, vol) in vols.into_iter().enumerate() {
         // Several series in one folder: each gets its own output folder inside the output.
+        let series = if many {
+            format!("_series-{:02}", n + 1)
+        } else {
+            String::new()
+        };
         let out = if many {
-            item.output.join(format!("series-{:02}", n + 1))
+            item.output.join(&series[1..])
         } else {
             item.output.clone()
         };
-        let mut vr = deface_volume(vol, &out, args, item)?;
+        let sides = SideOutputs {
+            mask: args.mask_out.as_ref().map(|m| {
+                inputs::side_path(m, item, single && !many, &format!("{series}_mask.nii.gz"))
+            }),
+            qc: args
+                .qc
+                .as_ref()
+                .map(|q| inputs::side_path(q, item, false, &series)),
+        };
+        let mut vr = deface_volume(vol, &out, &sides, args)?;
         vr.timings_ms.load = load_ms;
         rep.volumes.push(vr);
     }
     Ok(())
 }
 
+/// Where one volume's mask and QC pictures go.
+struct SideOutputs {
+    mask: Option<PathBuf>,
+    /// A folder for this volume's pictures.
+    qc: Option<PathBuf>,
+}
+
 fn deface_volume(
     mut vol: Volume,
     out: &Path,
+    sides: &SideOutputs,
     args: &DefaceArgs,
-    item: &Item,
 ) -> Result<VolumeReport> {
     let method = args.method();
     let mut rep = VolumeReport {
@@ -281,12 +316,20 @@ fn deface_volume(
         ..Default::default()
     };
     let t = Instant::now();
-    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)
-        .with_context(|| format!("{}", item.input.label().display()))?;
+    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)?;
     rep.timings_ms.mask = ms(t);
+    if let Some(mask_path) = &sides.mask {
+        write_mask(&vol, &plan.change, mask_path)?;
+        rep.outputs.push(mask_path.to_path_buf());
+    }
     let t = Instant::now();
     let original = args.qc.as_ref().map(|_| vol.clone());
-    let stats = defacer_apply::apply(&mut vol, &plan.region(), &method, plan.air_stored);
+    let stats = defacer_apply::apply(
+        &mut vol,
+        &plan.region(),
+        &method,
+        plan.mask.fill_value_stored,
+    );
     rep.timings_ms.apply = ms(t);
     rep.voxels_changed = stats.voxels_changed;
     let t = Instant::now();
@@ -299,11 +342,66 @@ fn deface_volume(
     };
     save_replacing(&vol, out, &opts, args.overwrite)?;
     rep.timings_ms.save = ms(t);
-    rep.removed_volume_ml = plan.removed_ml;
-    rep.min_distance_to_brain_mm = plan.min_distance_mm;
-    rep.warnings = plan.warnings.clone();
-    let _ = original;
+    rep.removed_volume_ml = plan.mask.report.removed_ml + plan.mask.report.ears_ml;
+    rep.min_distance_to_brain_mm = plan.mask.report.min_distance_to_brain_mm;
+    rep.warnings = plan.mask.report.warnings.clone();
+    if let Source::Nifti(n) = &vol.source {
+        rep.header_changes = n.identifying_fields();
+    }
+    if let (Some(dir), Some(before)) = (&sides.qc, &original) {
+        let t = Instant::now();
+        rep.outputs
+            .extend(write_qc(before, &vol, &plan.change, dir)?);
+        rep.timings_ms.qc = ms(t);
+    }
     Ok(rep)
+}
+
+/// Renders before/after (front, 45°, side) and slices with the changed region outlined.
+fn write_qc(
+    before: &Volume,
+    after: &Volume,
+    change: &ndarray::Array3<bool>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    use defacer_render::{qc, RenderOptions, View};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let views = [0.0, 45.0, 90.0].map(|yaw_deg| View {
+        yaw_deg,
+        pitch_deg: 0.0,
+    });
+    let renders = dir.join("renders_before_after.png");
+    let sheet = qc::before_after(before, after, &views, &RenderOptions::default())?;
+    qc::save_png(&sheet, &renders)?;
+    let slices = dir.join("slices_removed_region.png");
+    qc::save_png(&qc::mask_slices(before, &change.view())?, &slices)?;
+    Ok(vec![renders, slices])
+}
+
+/// The region the method may change, as a uint8 NIfTI (1 = may change) on the input's grid.
+fn write_mask(vol: &Volume, change: &ndarray::Array3<bool>, path: &Path) -> Result<()> {
+    let data = change.mapv(|m| m as u8).insert_axis(ndarray::Axis(3));
+    let mask = Volume::synthetic(
+        Voxels::U8(data),
+        vol.affine,
+        Scaling::IDENTITY,
+        vol.modality,
+    );
+    create_parent(path)?;
+    let opts = SaveOptions {
+        description: "defacer: voxels the method may change".into(),
+    };
+    defacer_volume::save(&mask, path, &opts)?;
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot create folder", parent.display()))?;
+    }
+    Ok(())
 }
 
 /// Saves, replacing an existing output only when asked. Files are replaced by rename (atomic);

@@ -47,7 +47,7 @@ impl VolumeInfo {
             d[..3].to_vec()
         };
         let (uid, files) = match &v.source {
-            Source::Dicom(s) => (None, Some(s.files.len())),
+            Source::Dicom(s) => (Some(s.series_uid.clone()), Some(s.instances.len())),
             _ => (None, None),
         };
         VolumeInfo {

@@ -16,6 +16,9 @@ pub struct Item {
     pub input: Input,
     /// Where the result goes: a file for NIfTI, a directory for DICOM.
     pub output: PathBuf,
+    /// The item's place below its input root (its name, for a single input), which side outputs
+    /// such as masks and QC pictures mirror.
+    pub rel: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,11 @@ impl Input {
 /// mirrors the input layout. Errors are one line naming the path.
 pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Vec<Item>, String> {
     let mut found: Vec<(PathBuf, Input)> = Vec::new(); // (path relative to its root, input)
+    let single_dir = |root: &Path| {
+        root.file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("input"))
+    };
     for root in inputs {
         let meta = fs::metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
         if meta.is_file() {
@@ -59,6 +67,12 @@ pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Vec<Item>, String> {
         } else {
             let before = found.len();
             walk(root, root, &mut found)?;
+            // A DICOM folder given directly is named by its own name, not by "".
+            for (rel, _) in &mut found[before..] {
+                if rel.as_os_str().is_empty() {
+                    *rel = single_dir(root);
+                }
+            }
             if found.len() == before {
                 return Err(format!(
                     "{}: no NIfTI files or DICOM series found",
@@ -74,9 +88,9 @@ pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Vec<Item>, String> {
             let output = if single {
                 output.to_path_buf()
             } else {
-                output.join(rel)
+                output.join(&rel)
             };
-            Item { input, output }
+            Item { input, output, rel }
         })
         .collect())
 }
@@ -138,4 +152,31 @@ fn looks_like_dicom(p: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut buf))
         .is_ok()
         && &buf[128..132] == b"DICM"
+}
+
+/// A side output's path for `item`: `side` itself when the run has a single item, otherwise
+/// `side/<item's place>` with the NIfTI extension replaced by `suffix`.
+pub fn side_path(side: &Path, item: &Item, single: bool, suffix: &str) -> PathBuf {
+    if single {
+        return side.to_path_buf();
+    }
+    let rel = item.rel.to_string_lossy();
+    let stem = rel
+        .strip_suffix(".nii.gz")
+        .or_else(|| rel.strip_suffix(".nii"))
+        .unwrap_or(&rel);
+    side.join(format!("{stem}{suffix}"))
+}
+
+/// Loads an item's volumes: every series of a DICOM folder, or only `series` when given.
+pub fn load(
+    input: &Input,
+    series: Option<&str>,
+) -> defacer_volume::Result<Vec<defacer_volume::Volume>> {
+    match (input, series) {
+        (Input::Dicom { files, .. }, Some(uid)) => {
+            Ok(vec![defacer_volume::dicom::load_series(files, uid)?])
+        }
+        _ => defacer_volume::load(&input.paths()),
+    }
 }

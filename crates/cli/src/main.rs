@@ -1,6 +1,7 @@
 //! `defacer`: removes faces from CT and MRI head scans. This binary only parses arguments and
 //! wires the library crates together; see `defacer-volume`, `defacer-mask`, `defacer-apply`.
 
+mod check;
 mod deface;
 mod info;
 mod inputs;
@@ -27,6 +28,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Remove, blur or replace the face in head volumes (files, DICOM series, folders).
     Deface(deface::DefaceArgs),
+    /// Render each volume's skin in 3-D and look for a face with a face detector.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Info(a) => info::run(&a),
         Command::Deface(a) => deface::run(&a),
+        Command::Check(a) => check::run(&a),
     };
     ExitCode::from(code)
 }

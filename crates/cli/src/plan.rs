@@ -2,30 +2,33 @@
 
 use anyhow::Result;
 use defacer_apply::Region;
+use defacer_mask::{DefaceMask, DefaceOptions};
 use defacer_volume::Volume;
 use ndarray::Array3;
 
-/// Everything the apply step and the report need from the mask.
+/// The mask of one volume, with the union of everything that may change.
 pub struct Plan {
+    pub mask: DefaceMask,
+    /// Face ∪ ears.
     pub change: Array3<bool>,
-    pub head: Array3<bool>,
-    pub template_head: Option<Array3<bool>>,
-    pub air_stored: f64,
-    pub removed_ml: f64,
-    pub min_distance_mm: Option<f64>,
-    pub warnings: Vec<String>,
 }
 
 impl Plan {
     pub fn region(&self) -> Region<'_> {
         Region {
             change: self.change.view(),
-            head: self.head.view(),
-            template_head: self.template_head.as_ref().map(|t| t.view()),
+            head: self.mask.head.view(),
+            template_head: Some(self.mask.template_head.view()),
         }
     }
 }
 
-pub fn plan(_vol: &Volume, _margin: f64, _ears: bool, _bone: bool) -> Result<Plan> {
-    anyhow::bail!("face masks are not available in this build")
+pub fn plan(vol: &Volume, margin_mm: f64, ears: bool, remove_bone: bool) -> Result<Plan> {
+    let opts = DefaceOptions::default()
+        .margin_mm(margin_mm)
+        .ears(ears)
+        .remove_bone(remove_bone);
+    let mask = defacer_mask::plan(vol, &opts)?;
+    let change = mask.removal();
+    Ok(Plan { mask, change })
 }

@@ -1,3 +1,472 @@
 //! # defacer-mask
 //!
-//! TO BE IMPLEMENTED: head mask, template fit, skull surface, face/ear/brain masks.
+//! Finds, in world space, the part of a head scan that shows the face (and optionally the
+//! ears), and the brain region that must never change, for any modality (T1/T2/FLAIR/PD MRI,
+//! CT in Hounsfield units), any orientation and any field of view; the result is mapped back
+//! onto the volume's own voxel grid.
+//!
+//! Principal types, in the order [`plan`] uses them:
+//! - [`grid::WorkingImage`]: a 2 mm RAS-aligned copy of the volume where the work happens;
+//! - [`head::HeadMask`]: tissue versus air, attachments (CT table, holders) cut away;
+//! - [`template::Template`]: the embedded head template (head, face, brain, ears labels);
+//! - [`registration::HeadFit`]: template → subject transform fitted on the skin surface;
+//! - [`skull::SkullSurface`], [`brain::ProtectedBrain`], [`face::FaceRegion`];
+//! - [`DefaceMask`]: the native-grid masks, the fill value and a [`MaskReport`].
+//!
+//! ```
+//! use defacer_mask::{phantom::{Contrast, Phantom}, plan, DefaceOptions};
+//! let ph = Phantom::new(Contrast::T1).with_voxel_mm(2.5).build();
+//! let mask = plan(&ph.volume, &DefaceOptions::default()).unwrap();
+//! assert!(mask.report.removed_ml > 50.0);
+//! // nothing in the phantom's brain is in the removal region
+//! assert!(mask.face.iter().zip(ph.brain.iter()).all(|(&f, &b)| !(f && b)));
+//! ```
+
+pub mod brain;
+pub mod distance;
+pub mod face;
+pub mod grid;
+pub mod head;
+pub mod phantom;
+pub mod registration;
+pub mod skull;
+pub mod template;
+
+use defacer_volume::{DataType, Modality, Volume};
+use nalgebra::Vector4;
+use ndarray::{Array3, ShapeBuilder};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+use brain::ProtectedBrain;
+use face::FaceRegion;
+use grid::{Field, WorkingImage};
+use head::HeadMask;
+use registration::{HeadFit, SubjectSurface};
+use skull::{SkullSurface, CT_BONE_HU};
+use template::{label, Template};
+
+/// Why no mask could be made. Each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: invalid geometry: {problem}")]
+    Geometry { file: String, problem: String },
+    #[error("{file}: no head found ({detail})")]
+    NoHead { file: String, detail: String },
+    #[error("{file}: head fit failed ({detail}); is this a head scan?")]
+    HeadFitFailed { file: String, detail: String },
+}
+
+/// What to remove and how carefully.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaceOptions {
+    /// Safety margin (mm) around the brain that is never changed.
+    pub margin_mm: f64,
+    /// Also remove the outer ears.
+    pub ears: bool,
+    /// Also remove facial bone (nose, orbital rims, maxilla, mandible); never intracranial.
+    pub remove_bone: bool,
+    /// Modality override; `None` uses the volume's, or guesses from intensities.
+    pub modality: Option<Modality>,
+    /// Working grid spacing (mm).
+    pub working_mm: f64,
+    /// Largest acceptable mean skin distance (mm) of the template fit.
+    pub max_fit_distance_mm: f64,
+}
+
+impl Default for DefaceOptions {
+    fn default() -> Self {
+        DefaceOptions {
+            margin_mm: 10.0,
+            ears: false,
+            remove_bone: false,
+            modality: None,
+            working_mm: 2.0,
+            max_fit_distance_mm: 4.0,
+        }
+    }
+}
+
+impl DefaceOptions {
+    pub fn margin_mm(mut self, mm: f64) -> Self {
+        self.margin_mm = mm;
+        self
+    }
+    pub fn ears(mut self, yes: bool) -> Self {
+        self.ears = yes;
+        self
+    }
+    pub fn remove_bone(mut self, yes: bool) -> Self {
+        self.remove_bone = yes;
+        self
+    }
+    pub fn modality(mut self, m: Modality) -> Self {
+        self.modality = Some(m);
+        self
+    }
+}
+
+/// Numbers describing a plan, for reports and quality control.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskReport {
+    pub modality: Modality,
+    /// Volume (ml) of the face removal region on the native grid.
+    pub removed_ml: f64,
+    /// Volume (ml) of the ear region (0 without ears).
+    pub ears_ml: f64,
+    /// Smallest distance (mm) between the removal (face and ears) and the unmargined brain,
+    /// conservative (measured on the working grid, less half a cell diagonal). `None` when
+    /// nothing is removed.
+    pub min_distance_to_brain_mm: Option<f64>,
+    /// Mean distance (mm) from the fitted template surface to the subject's skin.
+    pub fit_mean_distance_mm: f64,
+    /// Share of fitted template surface points within 5 mm of the skin.
+    pub fit_inlier_fraction: f64,
+    /// Share of the template surface inside the field of view.
+    pub fit_in_fov_fraction: f64,
+    /// Template world → subject world, row-major.
+    pub fit_matrix: [[f64; 4]; 4],
+    pub head_threshold: f64,
+    pub warnings: Vec<String>,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub resample: f64,
+    pub head: f64,
+    pub fit: f64,
+    pub regions: f64,
+    pub native: f64,
+    pub total: f64,
+}
+
+/// The masks on the volume's native grid (shape `[nx, ny, nz]`, Fortran order like the voxels).
+#[derive(Debug, Clone)]
+pub struct DefaceMask {
+    /// Voxels that may change (face; facial bone only with `remove_bone`).
+    pub face: Array3<bool>,
+    /// Outer ears, when asked for (disjoint from `face`).
+    pub ears: Option<Array3<bool>>,
+    /// Brain plus margin: never changed, disjoint from `face` and `ears` by construction.
+    pub protected: Array3<bool>,
+    /// The subject's head (tissue, not air).
+    pub head: Array3<bool>,
+    /// The fitted template head.
+    pub template_head: Array3<bool>,
+    /// Air in stored units (what a removed voxel is set to).
+    pub fill_value_stored: f64,
+    /// Air in physical units (HU for CT).
+    pub air_physical: f64,
+    pub report: MaskReport,
+}
+
+impl DefaceMask {
+    /// Face ∪ ears: everything that may change.
+    pub fn removal(&self) -> Array3<bool> {
+        match &self.ears {
+            Some(e) => {
+                let mut r = self.face.clone();
+                r.zip_mut_with(e, |a, &b| *a = *a || b);
+                r
+            }
+            None => self.face.clone(),
+        }
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Guesses CT from intensities when the file does not say: CT air is about −1000 HU, and MRI
+/// is never that negative.
+fn guess_modality(img: &WorkingImage) -> Modality {
+    let mut v: Vec<f32> = img
+        .values
+        .data
+        .iter()
+        .zip(&img.in_fov.data)
+        .filter(|(_, &ok)| ok)
+        .map(|(&x, _)| x)
+        .collect();
+    if v.is_empty() {
+        return Modality::Mr;
+    }
+    let n = v.len();
+    let (_, p5, _) = v.select_nth_unstable_by(n / 20, |a, b| a.total_cmp(b));
+    if (*p5 as f64) < -500.0 {
+        Modality::Ct
+    } else {
+        Modality::Mr
+    }
+}
+
+fn dtype_range(dt: DataType) -> (f64, f64) {
+    match dt {
+        DataType::U8 => (0.0, 255.0),
+        DataType::I8 => (-128.0, 127.0),
+        DataType::U16 => (0.0, 65535.0),
+        DataType::I16 => (-32768.0, 32767.0),
+        DataType::U32 => (0.0, u32::MAX as f64),
+        DataType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DataType::F32 => (f32::MIN as f64, f32::MAX as f64),
+        DataType::F64 => (f64::MIN, f64::MAX),
+    }
+}
+
+/// Computes the face (and ear) removal region and the protected brain of `vol`.
+pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
+    let t_all = Instant::now();
+    let file = vol.path().display().to_string();
+    let geometry = |problem: String| Error::Geometry {
+        file: file.clone(),
+        problem,
+    };
+    vol.affine.validate().map_err(geometry)?;
+    if !(opts.working_mm > 0.0 && opts.margin_mm >= 0.0) {
+        return Err(geometry(
+            "working grid spacing and margin must be positive".into(),
+        ));
+    }
+    let mut timings = Timings::default();
+    let mut warnings = Vec::new();
+
+    let t = Instant::now();
+    let img = WorkingImage::from_volume(vol, opts.working_mm)
+        .ok_or_else(|| geometry("affine is singular".into()))?;
+    timings.resample = ms(t);
+    let modality = match opts.modality.unwrap_or(vol.modality) {
+        Modality::Unknown => guess_modality(&img),
+        m => m,
+    };
+
+    let t = Instant::now();
+    let head = HeadMask::find(&img, modality).ok_or_else(|| Error::NoHead {
+        file: file.clone(),
+        detail: "no tissue above the background".into(),
+    })?;
+    let cell_ml = img.grid.spacing.powi(3) / 1000.0;
+    let head_ml = head.mask.count() as f64 * cell_ml;
+    if head_ml < 500.0 {
+        return Err(Error::NoHead {
+            file,
+            detail: format!("largest object is {head_ml:.0} ml"),
+        });
+    }
+    timings.head = ms(t);
+
+    let t = Instant::now();
+    let template = Template::embedded();
+    let surface = SubjectSurface::new(&head, img.grid, &img.in_fov);
+    let fit = registration::fit(template, &head, &surface).ok_or_else(|| Error::HeadFitFailed {
+        file: file.clone(),
+        detail: "no head surface".into(),
+    })?;
+    check_fit(&fit, opts).map_err(|detail| Error::HeadFitFailed {
+        file: file.clone(),
+        detail,
+    })?;
+    timings.fit = ms(t);
+
+    let t = Instant::now();
+    let inv = fit
+        .matrix
+        .try_inverse()
+        .ok_or_else(|| Error::HeadFitFailed {
+            file: file.clone(),
+            detail: "singular transform".into(),
+        })?;
+    let labels: Field<u8> = img.grid.build(|w| {
+        let p = inv * Vector4::new(w[0], w[1], w[2], 1.0);
+        template.labels_at([p[0], p[1], p[2]])
+    });
+    let template_brain = labels.map(|l| l & label::BRAIN != 0);
+    let skull = SkullSurface::find(&img, modality, &head.mask, &template_brain);
+    let brain = ProtectedBrain::new(
+        &template_brain,
+        skull.intracranial.as_ref(),
+        opts.margin_mm,
+        img.grid.spacing,
+    );
+    let region = FaceRegion::new(&labels, &brain, &img.in_fov);
+    if modality != Modality::Ct && !opts.remove_bone {
+        warnings.push(
+            "bone is not identified in MRI: facial bone is removed with the soft tissue".into(),
+        );
+    }
+    timings.regions = ms(t);
+
+    let t = Instant::now();
+    let keep_bone = modality == Modality::Ct && !opts.remove_bone;
+    let native = to_native(
+        vol, &img, &labels, &head.mask, &region, &brain, opts.ears, keep_bone,
+    );
+    timings.native = ms(t);
+
+    let voxel_ml = vol.affine.0.fixed_view::<3, 3>(0, 0).determinant().abs() / 1000.0;
+    let removed_ml = native.face.iter().filter(|&&b| b).count() as f64 * voxel_ml;
+    let ears_ml = native
+        .ears
+        .as_ref()
+        .map_or(0.0, |e| e.iter().filter(|&&b| b).count() as f64 * voxel_ml);
+    let min_distance = min_distance_to_brain(&region, &brain, opts.ears, img.grid.spacing);
+    if removed_ml < 1.0 {
+        warnings.push("the face region lies outside the field of view: nothing to remove".into());
+    }
+
+    let air_physical = match modality {
+        Modality::Ct => -1000.0,
+        _ => background_level(&img, &head.mask),
+    };
+    let (lo, hi) = dtype_range(vol.datatype());
+    let fill_value_stored = vol.scaling.to_stored(air_physical).clamp(lo, hi);
+    timings.total = ms(t_all);
+
+    let report = MaskReport {
+        modality,
+        removed_ml,
+        ears_ml,
+        min_distance_to_brain_mm: min_distance,
+        fit_mean_distance_mm: fit.mean_distance_mm,
+        fit_inlier_fraction: fit.inlier_fraction,
+        fit_in_fov_fraction: fit.in_fov_fraction,
+        fit_matrix: std::array::from_fn(|r| std::array::from_fn(|c| fit.matrix[(r, c)])),
+        head_threshold: head.threshold,
+        warnings,
+        timings_ms: timings,
+    };
+    Ok(DefaceMask {
+        face: native.face,
+        ears: native.ears,
+        protected: native.protected,
+        head: native.head,
+        template_head: native.template_head,
+        fill_value_stored,
+        air_physical,
+        report,
+    })
+}
+
+fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
+    if fit.in_fov_fraction < 0.2 {
+        return Err(format!(
+            "only {:.0}% of the head template is in view",
+            fit.in_fov_fraction * 100.0
+        ));
+    }
+    if fit.mean_distance_mm > opts.max_fit_distance_mm || fit.inlier_fraction < 0.6 {
+        return Err(format!(
+            "template skin is {:.1} mm from the subject's on average, {:.0}% within 5 mm",
+            fit.mean_distance_mm,
+            fit.inlier_fraction * 100.0
+        ));
+    }
+    Ok(())
+}
+
+fn min_distance_to_brain(
+    region: &FaceRegion,
+    brain: &ProtectedBrain,
+    ears: bool,
+    spacing: f64,
+) -> Option<f64> {
+    let half_diag = spacing * 3f64.sqrt() / 2.0;
+    (0..region.face.data.len())
+        .filter(|&c| region.face.data[c] || (ears && region.ears.data[c]))
+        .map(|c| brain.distance_mm.data[c] as f64)
+        .min_by(|a, b| a.total_cmp(b))
+        .map(|d| (d - half_diag).max(0.0))
+}
+
+/// Air level of an MRI: the median of the field of view well outside the head.
+fn background_level(img: &WorkingImage, head: &Field<bool>) -> f64 {
+    let near = distance::dilate(head, 6.0, img.grid.spacing);
+    let mut v: Vec<f32> = (0..head.data.len())
+        .filter(|&c| img.in_fov.data[c] && !near.data[c])
+        .map(|c| img.values.data[c])
+        .collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let n = v.len();
+    let (_, m, _) = v.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
+    *m as f64
+}
+
+struct NativeMasks {
+    face: Array3<bool>,
+    ears: Option<Array3<bool>>,
+    protected: Array3<bool>,
+    head: Array3<bool>,
+    template_head: Array3<bool>,
+}
+
+/// Maps the working-grid masks onto the native grid: each native voxel centre takes the value
+/// of its nearest working cell. One pass, parallel over native slices, each voxel computed
+/// independently (the result does not depend on the thread count).
+#[allow(clippy::too_many_arguments)]
+fn to_native(
+    vol: &Volume,
+    img: &WorkingImage,
+    labels: &Field<u8>,
+    head: &Field<bool>,
+    region: &FaceRegion,
+    brain: &ProtectedBrain,
+    ears: bool,
+    keep_bone: bool,
+) -> NativeMasks {
+    const FACE: u8 = 1;
+    const EARS: u8 = 2;
+    const PROTECTED: u8 = 4;
+    const HEAD: u8 = 8;
+    const TEMPLATE_HEAD: u8 = 16;
+    let [nx, ny, nz, _] = vol.dims();
+    let cell: Vec<u8> = (0..labels.data.len())
+        .into_par_iter()
+        .map(|c| {
+            (region.face.data[c] as u8) * FACE
+                | ((ears && region.ears.data[c]) as u8) * EARS
+                | (brain.protected.data[c] as u8) * PROTECTED
+                | (head.data[c] as u8) * HEAD
+                | ((labels.data[c] & label::HEAD != 0) as u8) * TEMPLATE_HEAD
+        })
+        .collect();
+    // CT bone is kept at native resolution, where it is sharp.
+    let bone_hu = keep_bone.then(|| vol.frame_physical(0));
+    let a = vol.affine.0;
+    let grid = img.grid;
+    let mut codes = vec![0u8; nx * ny * nz];
+    codes
+        .par_chunks_mut(nx * ny)
+        .enumerate()
+        .for_each(|(k, slab)| {
+            for j in 0..ny {
+                for i in 0..nx {
+                    let w = a * Vector4::new(i as f64, j as f64, k as f64, 1.0);
+                    let mut code = grid.nearest([w[0], w[1], w[2]]).map_or(0, |c| cell[c]);
+                    if code & (FACE | EARS) != 0 {
+                        if let Some(hu) = &bone_hu {
+                            if hu[[i, j, k]] as f64 > CT_BONE_HU {
+                                code &= !(FACE | EARS);
+                            }
+                        }
+                    }
+                    slab[i + nx * j] = code;
+                }
+            }
+        });
+    let mask = |bit: u8| {
+        let v: Vec<bool> = codes.par_iter().map(|&c| c & bit != 0).collect();
+        Array3::from_shape_vec((nx, ny, nz).f(), v)
+            .unwrap_or_else(|_| Array3::from_elem((nx, ny, nz).f(), false))
+    };
+    NativeMasks {
+        face: mask(FACE),
+        ears: ears.then(|| mask(EARS)),
+        protected: mask(PROTECTED),
+        head: mask(HEAD),
+        template_head: mask(TEMPLATE_HEAD),
+    }
+}

@@ -6,20 +6,36 @@
 //! - Classic single-frame series and enhanced multi-frame images (per-frame and shared functional
 //!   groups) are read; native, RLE, JPEG and JPEG 2000 transfer syntaxes are decoded.
 //! - Voxels keep the stored integers; RescaleSlope/Intercept become [`crate::Scaling`].
+//! - Several images at each position (echoes, phases, time points) make a 4-D volume, `t` in
+//!   the order of echo number, temporal position, acquisition number and instance number.
 //! - What one affine cannot describe exactly (uneven slice spacing, with or without gantry tilt;
-//!   several images at one position) is refused rather than resampled. Gantry tilt with even
+//!   a different number of images at different positions) is refused rather than resampled. Gantry tilt with even
 //!   spacing gives an exact sheared affine and is accepted.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
+//!
+//! ```no_run
+//! use defacer_volume::dicom;
+//! let inputs = vec!["study/".into()];
+//! for s in dicom::scan(&inputs).unwrap() {
+//!     println!("{} {} {} ({} files)", s.uid, s.modality, s.description, s.files);
+//! }
+//! let uid = dicom::scan(&inputs).unwrap()[0].uid.clone();
+//! let vol = dicom::load_series(&inputs, &uid).unwrap();
+//! dicom::save(&vol, "defaced/".as_ref(), &Default::default()).unwrap();
+//! ```
 
 mod instance;
 mod pixels;
 mod stack;
 mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dicom_object::DefaultDicomObject;
 
 use ndarray::Array4;
 use rayon::prelude::*;
@@ -54,10 +70,36 @@ pub struct SeriesInstance {
     pub sop_instance_uid: String,
     /// For each frame of the file, in file order: its slice index `k` in the volume.
     pub slices: Vec<usize>,
+    /// For each frame of the file, in file order: its volume index `t` (always 0 for a 3-D
+    /// series; echoes, phases or time points of a 4-D series are ordered by echo number,
+    /// temporal position, acquisition number, then instance number).
+    pub volumes: Vec<usize>,
+    /// The file's attributes without its pixel data, and what the loader read from them.
+    header: Header,
 }
 
-/// A DICOM series as read: its files and where each frame went, which is what is needed to
-/// write it back (files are re-read on save, so memory holds only the voxels).
+/// A parsed file without PixelData, kept so that saving writes back exactly what was read even
+/// if the input files change or disappear in between, without parsing them again.
+#[derive(Clone)]
+struct Header {
+    object: Arc<DefaultDicomObject>,
+    info: Arc<Instance>,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Header({} elements)", self.object.iter().count())
+    }
+}
+
+/// Pixels of one file, decoded, and its header.
+struct Decoded {
+    pixels: Vec<u8>,
+    header: Header,
+}
+
+/// A DICOM series as read: its files, where each frame went, and their attributes (without the
+/// pixel data, which lives only in the volume's voxels): what is needed to write it back.
 #[derive(Debug, Clone)]
 pub struct DicomSeries {
     pub series_uid: String,
@@ -66,19 +108,25 @@ pub struct DicomSeries {
     /// Angle in degrees between the slice normal and the slice-to-slice direction (gantry tilt);
     /// non-zero means the affine is sheared.
     pub tilt_degrees: f64,
+    /// Geometry and scaling as read: the files keep them on save, so a volume whose affine or
+    /// scaling was changed cannot be written back as this series.
+    affine: crate::Affine,
+    scaling: crate::Scaling,
 }
 
 impl DicomSeries {
     /// The first file of the series.
     pub fn path(&self) -> &Path {
-        &self.instances[0].path
+        self.instances
+            .first()
+            .map_or(Path::new(""), |i| i.path.as_path())
     }
 }
 
 /// Lists every series under `paths` (files, or directories searched recursively) without
 /// decoding pixels.
 pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
-    let found = read_instances(paths, |_| false)?;
+    let found = read_instances(paths, true, |_| false)?;
     Ok(group(&found)
         .into_iter()
         .map(|members| {
@@ -98,7 +146,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<Vec<SeriesSummary>> {
 
 /// Loads every series under `paths`, one volume per SeriesInstanceUID.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
-    let found = read_instances(paths, |_| true)?;
+    let found = read_instances(paths, false, |_| true)?;
     group(&found)
         .into_iter()
         .map(|members| assemble(&found, &members))
@@ -107,7 +155,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Volume>> {
 
 /// Loads the series with SeriesInstanceUID `uid` from `paths`.
 pub fn load_series(paths: &[PathBuf], uid: &str) -> Result<Volume> {
-    let found = read_instances(paths, |i| i.series_uid == uid)?;
+    let found = read_instances(paths, false, |i| i.series_uid == uid)?;
     let groups = group(&found);
     let members = groups
         .into_iter()
@@ -131,7 +179,12 @@ struct Candidate {
     named: bool,
 }
 
-fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<Candidate>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    // A symbolic link back to a parent would otherwise recurse forever.
+    let real = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::new();
     for e in entries {
@@ -142,7 +195,7 @@ fn walk(dir: &Path, out: &mut Vec<Candidate>) -> Result<()> {
     for p in paths {
         let meta = fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
         if meta.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if meta.is_file() {
             out.push(Candidate {
                 path: p,
@@ -158,10 +211,11 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
         return Err(Error::invalid(Path::new(""), "no input paths given"));
     }
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut seen)?;
         } else {
             out.push(Candidate {
                 path: p.clone(),
@@ -172,15 +226,24 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<Candidate>> {
     Ok(out)
 }
 
-/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects.
+/// What one candidate file turned out to hold.
+enum Found {
+    NotDicom,
+    NotImage,
+    Image(Box<Instance>, Option<Decoded>),
+}
+
+/// Reads every DICOM image under `paths`; pixels are decoded for those `decode` selects (never
+/// with `header_only`, which skips reading pixel data).
 fn read_instances(
     paths: &[PathBuf],
+    header_only: bool,
     decode: impl Fn(&Instance) -> bool + Sync,
-) -> Result<Vec<(Instance, Option<Vec<u8>>)>> {
+) -> Result<Vec<(Instance, Option<Decoded>)>> {
     let cands = candidates(paths)?;
-    let read: Vec<Option<(Instance, Option<Vec<u8>>)>> = cands
+    let read: Vec<Result<Found>> = cands
         .par_iter()
-        .map(|c| match probe(&c.path)? {
+        .map(|c| match probe(&c.path, header_only)? {
             Probe::NotDicom if c.named => Err(Error::invalid(
                 &c.path,
                 "not a DICOM file (no DICM marker after the preamble)",
@@ -189,34 +252,49 @@ fn read_instances(
                 &c.path,
                 "DICOM file without an image (no PixelData)",
             )),
-            Probe::NotDicom | Probe::NotImage => Ok(None),
-            Probe::Image(inst, obj) => {
-                if !inst.has_pixel_data {
-                    return Err(Error::invalid(
-                        &inst.path,
-                        "no pixel data (PixelData element missing)",
-                    ));
-                }
-                let data = if decode(&inst) {
-                    pixels::datatype_of(&inst)?;
-                    Some(pixels::decode_le(&inst, &obj)?)
+            Probe::NotDicom => Ok(Found::NotDicom),
+            Probe::NotImage => Ok(Found::NotImage),
+            Probe::Image(inst, mut obj) => {
+                let data = if !header_only && decode(&inst) {
+                    inst.check_supported()?;
+                    let pixels = pixels::decode_le(&inst, &obj)?;
+                    obj.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+                    let header = Header {
+                        object: Arc::new(*obj),
+                        info: Arc::new((*inst).clone()),
+                    };
+                    Some(Decoded { pixels, header })
                 } else {
                     None
                 };
-                Ok(Some((*inst, data)))
+                Ok(Found::Image(inst, data))
             }
         })
-        .collect::<Result<_>>()?;
-    let found: Vec<_> = read.into_iter().flatten().collect();
+        .collect();
+    // The first error in path order, whichever thread met it first.
+    let read = read.into_iter().collect::<Result<Vec<Found>>>()?;
+    let non_images = read.iter().filter(|f| matches!(f, Found::NotImage)).count();
+    let found: Vec<(Instance, Option<Decoded>)> = read
+        .into_iter()
+        .filter_map(|f| match f {
+            Found::Image(inst, data) => Some((*inst, data)),
+            Found::NotDicom | Found::NotImage => None,
+        })
+        .collect();
     if found.is_empty() {
-        return Err(Error::invalid(first_path(paths), "no DICOM files found"));
+        let problem = if non_images > 0 {
+            format!("no DICOM images found ({non_images} DICOM files without pixel data)")
+        } else {
+            "no DICOM files found".to_string()
+        };
+        return Err(Error::invalid(first_path(paths), problem));
     }
     Ok(found)
 }
 
 /// Indices of the instances of each series, series ordered by SeriesNumber then UID, instances
 /// in path order.
-fn group(found: &[(Instance, Option<Vec<u8>>)]) -> Vec<Vec<usize>> {
+fn group(found: &[(Instance, Option<Decoded>)]) -> Vec<Vec<usize>> {
     let mut by_uid: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (inst, _)) in found.iter().enumerate() {
         by_uid.entry(inst.series_uid.as_str()).or_default().push(i);
@@ -240,7 +318,7 @@ fn modality_of(s: &str) -> Modality {
 }
 
 /// Builds the volume of one series from its decoded instances.
-fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<Volume> {
+fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<Volume> {
     let first = &found[members[0]].0;
     let datatype = pixels::datatype_of(first)?;
     for &m in members {
@@ -296,23 +374,26 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
         ));
     }
 
-    // k of each frame, then the frame bytes in k order.
-    let mut k_of = vec![0usize; frames.len()];
-    for (k, &idx) in stacked.order.iter().enumerate() {
-        k_of[idx] = k;
+    // (k, t) of each frame, then the frame bytes in file order of the volume: k fastest, then t.
+    let nz = stacked.grid.len();
+    let nt = stacked.grid[0].len();
+    let mut kt_of = vec![(0usize, 0usize); frames.len()];
+    for (k, at) in stacked.grid.iter().enumerate() {
+        for (t, &idx) in at.iter().enumerate() {
+            kt_of[idx] = (k, t);
+        }
     }
     let frame_bytes =
         first.rows as usize * first.columns as usize * (first.bits_allocated / 8) as usize;
     let mut slices: Vec<&[u8]> = Vec::with_capacity(frames.len());
-    for &idx in &stacked.order {
-        let (m, f) = frames[idx];
-        let data = found[m]
-            .1
-            .as_deref()
-            .ok_or_else(|| Error::invalid(&found[m].0.path, "pixel data not decoded"))?;
-        slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+    for t in 0..nt {
+        for at in &stacked.grid {
+            let (m, f) = frames[at[t]];
+            let data = decoded(found, m)?;
+            slices.push(&data[f * frame_bytes..(f + 1) * frame_bytes]);
+        }
     }
-    let dims = [first.columns as usize, first.rows as usize, slices.len(), 1];
+    let dims = [first.columns as usize, first.rows as usize, nz, nt];
     let voxels = build_voxels(datatype, dims, &slices)
         .ok_or_else(|| Error::invalid(&first.path, "pixel data does not fill the volume"))?;
 
@@ -324,7 +405,13 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
         instances.push(SeriesInstance {
             path: inst.path.clone(),
             sop_instance_uid: inst.sop_instance_uid.clone(),
-            slices: k_of[next..next + n].to_vec(),
+            slices: kt_of[next..next + n].iter().map(|&(k, _)| k).collect(),
+            volumes: kt_of[next..next + n].iter().map(|&(_, t)| t).collect(),
+            header: found[m]
+                .1
+                .as_ref()
+                .map(|d| d.header.clone())
+                .ok_or_else(|| Error::invalid(&inst.path, "pixel data not decoded"))?,
         });
         next += n;
     }
@@ -337,8 +424,18 @@ fn assemble(found: &[(Instance, Option<Vec<u8>>)], members: &[usize]) -> Result<
             series_uid: first.series_uid.clone(),
             instances,
             tilt_degrees: stacked.tilt_degrees,
+            affine: stacked.affine,
+            scaling,
         }),
     })
+}
+
+fn decoded(found: &[(Instance, Option<Decoded>)], m: usize) -> Result<&[u8]> {
+    found[m]
+        .1
+        .as_ref()
+        .map(|d| d.pixels.as_slice())
+        .ok_or_else(|| Error::invalid(&found[m].0.path, "pixel data not decoded"))
 }
 
 /// A stored sample read from little-endian bytes.

@@ -10,7 +10,7 @@ use dicom_support::*;
 /// same stored value at every world position.
 fn matches_dcm2niix(rel: &str) {
     let dir = real(rel);
-    let vols = dicom::load(&[dir.clone()]).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let vols = dicom::load(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{rel}: {e}"));
     assert_eq!(vols.len(), 1, "{rel}: one series expected");
     let vol = &vols[0];
     let tmp = scratch(&format!("d2n-{}", rel.replace('/', "_")));
@@ -65,7 +65,8 @@ fn invesalius_ct_matches_dcm2niix() {
 #[test]
 fn tilted_ct_with_uneven_spacing_is_refused_with_reason() {
     let dir = real("ct/ge_tilted_ct");
-    let err = dicom::load(&[dir.clone()]).expect_err("uneven tilted series must be refused");
+    let err =
+        dicom::load(std::slice::from_ref(&dir)).expect_err("uneven tilted series must be refused");
     let msg = err.to_string();
     println!("{msg}");
     assert!(msg.contains("gantry tilt 18.5°"), "{msg}");

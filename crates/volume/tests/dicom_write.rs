@@ -37,7 +37,7 @@ fn round_trip(files: &[PathBuf], name: &str) {
     };
     dicom::save(&vol, &out, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
 
-    let back = dicom::load(&[out.clone()]).unwrap();
+    let back = dicom::load(std::slice::from_ref(&out)).unwrap();
     assert_eq!(back.len(), 1, "{name}: written files form one series");
     let back = &back[0];
     assert_eq!(
@@ -145,4 +145,126 @@ fn derived_uids_are_valid_and_stable() {
         "{new}"
     );
     assert_ne!(dicom::derive_uid(&s.instances[1].sop_instance_uid), new);
+}
+
+/// The crate-level entry points dispatch DICOM folders to this module in both directions.
+#[test]
+fn crate_level_load_and_save_handle_dicom() {
+    let dir = real("mri/siemens_t1_2d_hfp");
+    let vols = defacer_volume::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].format(), "dicom");
+    assert!(vols[0].path().starts_with(&dir));
+    let tmp = scratch("write-crate-level");
+    let out = tmp.join("out");
+    defacer_volume::save(&vols[0], &out, &SaveOptions::default()).unwrap();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 35);
+    let back = defacer_volume::load(&[out]).unwrap();
+    assert_eq!(back[0].voxels, vols[0].voxels);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Saving uses what was read: it neither touches the input files nor needs them any more.
+#[test]
+fn saving_neither_modifies_nor_needs_the_input_files() {
+    let tmp = scratch("write-inputs");
+    let input = tmp.join("in");
+    copy_dir(&real("mri/siemens_t1_2d_hfs"), &input);
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    let mut vol = dicom::load(std::slice::from_ref(&input)).unwrap().remove(0);
+    mark(&mut vol);
+    dicom::save(&vol, &tmp.join("out1"), &SaveOptions::default()).unwrap();
+    for (p, bytes) in &before {
+        assert!(
+            &std::fs::read(p).unwrap() == bytes,
+            "{} was modified",
+            p.display()
+        );
+    }
+    std::fs::remove_dir_all(&input).unwrap();
+    dicom::save(&vol, &tmp.join("out2"), &SaveOptions::default()).unwrap();
+    for (p, _) in &before {
+        let name = p.file_name().unwrap();
+        assert!(
+            std::fs::read(tmp.join("out1").join(name)).unwrap()
+                == std::fs::read(tmp.join("out2").join(name)).unwrap(),
+            "output depends on the input files still being there"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Two echoes in one series (the real series plus a second echo made from it with pydicom) load
+/// as one 4-D volume, echo 1 first although echo 2's files come first by name, and write back
+/// to the file each frame came from.
+#[test]
+fn a_two_echo_series_is_one_4d_volume_and_round_trips() {
+    let tmp = scratch("write-4d");
+    let input = tmp.join("in");
+    copy_dir(&real("mri/siemens_t1_2d_hfs"), &input);
+    let echo1 = dicom::load(std::slice::from_ref(&input)).unwrap().remove(0);
+    let files = files_of(&echo1);
+    let script = "import sys, pydicom, numpy as np\nfor src in sys.argv[2:]:\n    ds = pydicom.dcmread(src)\n    \
+        ds.EchoNumbers = 2\n    ds.SOPInstanceUID = ds.SOPInstanceUID + '.2'\n    \
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID\n    \
+        ds.PixelData = (ds.pixel_array // 2 + 1).astype(ds.pixel_array.dtype).tobytes()\n    \
+        ds.save_as(sys.argv[1] + '/0000_echo2_' + src.split('/')[-1], enforce_file_format=True)\n";
+    let mut args = vec![input.to_str().unwrap().to_string()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    // Mark the originals as echo 1 so both echoes carry the number that orders them.
+    python(
+        "import sys, pydicom\nfor f in sys.argv[1:]:\n    ds = pydicom.dcmread(f)\n    ds.EchoNumbers = 1\n    ds.save_as(f, enforce_file_format=True)\n",
+        &argv[1..],
+    );
+    python(script, &argv);
+
+    let vols = dicom::load(std::slice::from_ref(&input)).unwrap();
+    assert_eq!(vols.len(), 1);
+    let mut vol = vols.into_iter().next().unwrap();
+    assert_eq!(vol.dims(), [256, 256, 35, 2]);
+    assert_eq!(vol.affine, echo1.affine);
+    let e1 = echo1.voxels.frame_f32(0);
+    assert_eq!(vol.voxels.frame_f32(0), e1, "t = 0 is echo 1");
+    assert_eq!(
+        vol.voxels.frame_f32(1),
+        e1.mapv(|v| (v as i64 / 2 + 1) as f32),
+        "t = 1 is echo 2"
+    );
+
+    mark(&mut vol);
+    let out = tmp.join("out");
+    dicom::save(&vol, &out, &SaveOptions::default()).unwrap();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 70);
+    let back = dicom::load(std::slice::from_ref(&out)).unwrap().remove(0);
+    assert_eq!(back.voxels, vol.voxels);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The files keep their positions and RescaleSlope/Intercept, so a volume whose geometry or
+/// scaling was changed is refused rather than written with the old ones.
+#[test]
+fn saving_refuses_a_changed_affine_or_scaling() {
+    let vol = dicom::load(&[real("mri/siemens_t1_2d_hfs")])
+        .unwrap()
+        .remove(0);
+    let tmp = scratch("write-changed");
+    let mut moved = vol.clone();
+    moved.affine.0[(0, 3)] += 1.0;
+    let err = dicom::save(&moved, &tmp.join("a"), &SaveOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("affine differs"), "{err}");
+    let mut rescaled = vol.clone();
+    rescaled.scaling.slope = 2.0;
+    let err = dicom::save(&rescaled, &tmp.join("b"), &SaveOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("scaling"), "{err}");
+    assert!(
+        !tmp.join("a").exists() && !tmp.join("b").exists(),
+        "nothing written"
+    );
+    dicom::save(&vol, &tmp.join("c"), &SaveOptions::default()).unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -116,10 +116,8 @@ fn assert_round_trip(input: &Path, out: &Path, tmp: &Path) {
     let Source::Nifti(src) = &vol.source else {
         panic!("not a NIfTI source")
     };
-    let had_extensions = src
-        .identifying_fields()
-        .iter()
-        .any(|f| f.field == "extensions");
+    let identifying = src.identifying_fields();
+    let had_extensions = identifying.iter().any(|f| f.field == "extensions");
     let opts = SaveOptions {
         description: "round trip test".into(),
     };
@@ -143,6 +141,23 @@ fn assert_round_trip(input: &Path, out: &Path, tmp: &Path) {
     }
     let descrip = text_field_ranges(size)[0].start;
     assert_eq!(&hout[descrip..descrip + 16], b"round trip test\0");
+
+    // What the input's text fields held (e.g. a user's home folder in ch2's db_name) is gone.
+    let header_region = &hout[..vox_offset_of(&hout[..size]).min(hout.len())];
+    for f in identifying.iter().filter(|f| f.field != "extensions") {
+        let old = f.old_value.trim();
+        if old.len() >= 4 {
+            let found = header_region
+                .windows(old.len())
+                .any(|w| w == old.as_bytes());
+            assert!(
+                !found,
+                "{}: {} value {old:?} still in the header",
+                out.display(),
+                f.field
+            );
+        }
+    }
 
     let single = header_file(input) == data_file(input);
     let (din, dout) = (raw_bytes(&data_file(input)), raw_bytes(&data_file(out)));
@@ -211,6 +226,29 @@ fn real_volumes_match_nibabel() {
     for rel in REAL_NIFTI {
         assert_matches_nibabel(&real(rel), &tmp);
     }
+}
+
+#[test]
+fn real_identifying_fields_are_reported() {
+    let fields = |rel: &str| {
+        let vol = nifti::load(&real(rel)).unwrap();
+        let Source::Nifti(src) = &vol.source else {
+            panic!()
+        };
+        src.identifying_fields()
+    };
+    let ch2 = fields("mri/ch2.nii.gz");
+    let db_name = ch2
+        .iter()
+        .find(|f| f.field == "db_name")
+        .expect("ch2 db_name reported");
+    assert!(db_name.old_value.starts_with("/home/"), "{db_name:?}");
+    let mask = fields("templates/mni152/mniMask.nii.gz");
+    assert!(mask
+        .iter()
+        .any(|f| f.field == "aux_file" && f.old_value.contains("Rorden")));
+    // A file with no text in those fields reports nothing.
+    assert!(fields("templates/pydeface/facemask.nii.gz").is_empty());
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub(crate) struct FrameInfo {
     pub spacing: Option<[f64; 2]>,
     /// SliceThickness, used as the slice step only when a series has a single slice.
     pub thickness: Option<f64>,
+    /// Orders frames that share a position into volumes: echo, temporal position, acquisition
+    /// and instance number (or frame index), 0 where absent.
+    pub time_key: [f64; 4],
     pub scaling: Scaling,
 }
 
@@ -38,10 +41,15 @@ pub(crate) struct Instance {
     pub columns: u32,
     pub samples_per_pixel: u16,
     pub bits_allocated: u16,
+    pub bits_stored: u16,
     /// 0 = unsigned, 1 = two's complement.
     pub pixel_representation: u16,
     pub has_pixel_data: bool,
     pub has_float_pixel_data: bool,
+    /// Siemens mosaic: many slices tiled into one frame.
+    pub mosaic: bool,
+    /// Several frames but no per-frame functional groups to say where each one is.
+    pub frames_without_positions: bool,
     pub frames: Vec<FrameInfo>,
 }
 
@@ -71,16 +79,24 @@ pub(crate) fn has_dicom_magic(path: &Path) -> Result<bool> {
     Ok(read == head.len() && &head[128..132] == b"DICM")
 }
 
-/// Opens and parses a file. Parse failures of a file that has the DICOM magic are errors: a
+/// Opens and parses a file; with `header_only`, stops before the pixel data (enough to list
+/// series, not to load them). Parse failures of a file that has the DICOM magic are errors: a
 /// damaged slice must not silently disappear from a series.
-pub(crate) fn probe(path: &Path) -> Result<Probe> {
+pub(crate) fn probe(path: &Path, header_only: bool) -> Result<Probe> {
     if !has_dicom_magic(path)? {
         return Ok(Probe::NotDicom);
     }
-    let obj = OpenFileOptions::new()
+    let options = OpenFileOptions::new();
+    let options = if header_only {
+        options.read_until(tags::PIXEL_DATA)
+    } else {
+        options
+    };
+    let obj = options
         .open_file(path)
         .map_err(|e| Error::invalid(path, format!("cannot parse DICOM file: {e}")))?;
-    if obj.get(tags::ROWS).is_none() && obj.get(tags::PIXEL_DATA).is_none() {
+    let is_image = obj.get(tags::ROWS).is_some() || obj.get(tags::PIXEL_DATA).is_some();
+    if !is_image {
         return Ok(Probe::NotImage);
     }
     let inst = Instance::from_object(path, &obj)?;
@@ -113,6 +129,20 @@ fn u16_of(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
 
 fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
     obj.get(tag)?.items()?.first()
+}
+
+/// Time key of one frame of an enhanced file: effective echo time, temporal position index,
+/// then the frame's order in the file.
+fn enhanced_time_key(item: &InMemDicomObject, index: u32) -> [f64; 4] {
+    let echo = first_item(item, tags::MR_ECHO_SEQUENCE)
+        .and_then(|e| floats_of(e, tags::EFFECTIVE_ECHO_TIME)?.first().copied());
+    let temporal = first_item(item, tags::FRAME_CONTENT_SEQUENCE).and_then(|c| {
+        floats_of(c, tags::TEMPORAL_POSITION_INDEX)?
+            .first()
+            .copied()
+    });
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite()).unwrap_or(0.0);
+    [finite(echo), finite(temporal), 0.0, index as f64]
 }
 
 /// Frame attributes found in one functional-groups item (per-frame or shared).
@@ -199,6 +229,18 @@ impl Instance {
             .and_then(|e| e.items());
         let shared =
             GroupValues::from_item(first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE));
+        let number = |tag| {
+            obj.get(tag)
+                .and_then(|e| e.to_float64().ok())
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0)
+        };
+        let classic_time_key = [
+            number(tags::ECHO_NUMBERS),
+            number(tags::TEMPORAL_POSITION_IDENTIFIER),
+            number(tags::ACQUISITION_NUMBER),
+            number(tags::INSTANCE_NUMBER),
+        ];
         let mut frames = Vec::with_capacity(number_of_frames as usize);
         for index in 0..number_of_frames {
             let v = match per_frame {
@@ -214,8 +256,6 @@ impl Instance {
                     })?;
                     GroupValues::from_item(Some(item)).or(shared).or(classic)
                 }
-                // A multi-frame file without functional groups has one position for the first
-                // frame only; geometry checks later refuse it unless it is a single frame.
                 None => classic,
             };
             let slope = v.slope.unwrap_or(1.0);
@@ -227,18 +267,22 @@ impl Instance {
                 ));
             }
             frames.push(FrameInfo {
-                position: if per_frame.is_some() || number_of_frames == 1 {
-                    v.position
-                } else {
-                    None
-                },
+                position: v.position,
                 orientation: v.orientation,
                 spacing: v.spacing,
                 thickness: v.thickness,
+                time_key: match per_frame.and_then(|items| items.get(index as usize)) {
+                    Some(item) => enhanced_time_key(item, index),
+                    None => classic_time_key,
+                },
                 scaling: Scaling { slope, intercept },
             });
         }
 
+        let image_type = obj
+            .get(tags::IMAGE_TYPE)
+            .and_then(|e| e.to_multi_str().ok());
+        let mosaic = image_type.is_some_and(|t| t.iter().any(|v| v.trim() == "MOSAIC"));
         let series_uid = str_of(obj, tags::SERIES_INSTANCE_UID)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::invalid(path, "missing SeriesInstanceUID"))?;
@@ -254,17 +298,49 @@ impl Instance {
             transfer_syntax: obj
                 .meta()
                 .transfer_syntax()
-                .trim_end_matches(|c: char| c == '\0' || c == ' ')
+                .trim_end_matches(['\0', ' '])
                 .to_string(),
             rows,
             columns,
             samples_per_pixel,
             bits_allocated,
+            bits_stored: u16_of(obj, tags::BITS_STORED).unwrap_or(bits_allocated),
             pixel_representation,
             has_pixel_data: obj.get(tags::PIXEL_DATA).is_some(),
             has_float_pixel_data: obj.get(tags::FLOAT_PIXEL_DATA).is_some()
                 || obj.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some(),
+            mosaic,
+            frames_without_positions: number_of_frames > 1 && per_frame.is_none(),
             frames,
         })
+    }
+
+    /// Refuses what the loader cannot place correctly. Checked only for the series being loaded,
+    /// so that such a file does not stop [`super::scan`] or the loading of another series.
+    pub(crate) fn check_supported(&self) -> Result<()> {
+        if !self.has_pixel_data {
+            return Err(Error::invalid(
+                &self.path,
+                "no pixel data (PixelData element missing)",
+            ));
+        }
+        // A mosaic's position attributes describe the tile grid, not the slices: reading it as
+        // one image would place every voxel wrongly.
+        if self.mosaic {
+            return Err(Error::unsupported(
+                &self.path,
+                "Siemens mosaic image (slices tiled in one frame) is not supported",
+            ));
+        }
+        if self.frames_without_positions {
+            return Err(Error::unsupported(
+                &self.path,
+                format!(
+                    "{} frames without PerFrameFunctionalGroupsSequence: frame positions are unknown",
+                    self.frames.len()
+                ),
+            ));
+        }
+        crate::dicom::pixels::datatype_of(self).map(|_| ())
     }
 }

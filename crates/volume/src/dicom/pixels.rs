@@ -11,6 +11,8 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 use super::instance::Instance;
 use crate::{DataType, Error, Result};
 
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
 /// The voxel type that holds the file's samples unchanged.
 pub(crate) fn datatype_of(inst: &Instance) -> Result<DataType> {
     if inst.has_float_pixel_data {
@@ -77,6 +79,18 @@ pub(crate) fn decode_le(inst: &Instance, obj: &DefaultDicomObject) -> Result<Vec
             native_le(p, ts.endianness(), bytes_per_sample)
         }
         _ => {
+            // The JPEG decoder handles 8-bit lossy JPEG only; 12-bit extended JPEG would fail
+            // with a less helpful message.
+            if ts.uid() == JPEG_EXTENDED && inst.bits_stored > 8 {
+                return Err(Error::unsupported(
+                    path,
+                    format!(
+                        "{}-bit lossy JPEG ({}) cannot be decoded",
+                        inst.bits_stored,
+                        transfer_syntax_name(&inst.transfer_syntax)
+                    ),
+                ));
+            }
             if !ts.can_decode_all() {
                 return Err(Error::unsupported(
                     path,
@@ -96,6 +110,23 @@ pub(crate) fn decode_le(inst: &Instance, obj: &DefaultDicomObject) -> Result<Vec
                 )
             })?;
             let mut d = decoded.into_data();
+            // A decoder that returns another sample size than the header says (e.g. 8-bit JPEG
+            // in a 16-bit header) would otherwise be read as garbage.
+            if d.len() != expected {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "decoded pixel data has {} bytes, {expected} expected for {} frame(s) of \
+                         {}x{}x{} bits ({})",
+                        d.len(),
+                        inst.frames.len(),
+                        inst.columns,
+                        inst.rows,
+                        inst.bits_allocated,
+                        transfer_syntax_name(&inst.transfer_syntax)
+                    ),
+                ));
+            }
             // Decoders produce native-endian samples.
             if cfg!(target_endian = "big") && bytes_per_sample > 1 {
                 for c in d.chunks_exact_mut(bytes_per_sample) {

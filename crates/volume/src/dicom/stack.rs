@@ -1,8 +1,9 @@
-//! Stacking 2-D frames into a 3-D grid with one voxel→world affine.
+//! Stacking 2-D frames into a 3-D (or 4-D) grid with one voxel→world affine.
 //!
 //! Voxel `i` runs along a frame's rows (the ImageOrientationPatient row direction), `j` down its
 //! columns, `k` through the frames sorted along the slice normal (row × column direction), as in
-//! dcm2niix and nibabel. The affine is built in DICOM's LPS and flipped to RAS+.
+//! dcm2niix and nibabel. The affine is built in DICOM's LPS and flipped to RAS+. Frames that
+//! share a position (echoes, phases, time points) become volumes `t` of a 4-D grid.
 //!
 //! An affine is exact only when the slice positions are evenly spaced on one line. That line
 //! need not follow the slice normal: a CT acquired with a tilted gantry gives a sheared affine
@@ -23,10 +24,54 @@ pub(crate) struct Placed<'a> {
     pub frame: &'a FrameInfo,
 }
 
-/// Sorted order of the frames (indices into the input) and the resulting affine.
+/// Groups frames (sorted along the normal) that share a position, and orders each group in time
+/// (echo, temporal position, acquisition, instance number, then file order). Refuses positions
+/// with different numbers of frames: that is not one 3-D or 4-D grid.
+fn group_by_position(
+    frames: &[Placed],
+    sorted: &[usize],
+    positions: &[Vector3<f64>],
+) -> Result<Vec<Vec<usize>>> {
+    let mut grid: Vec<Vec<usize>> = Vec::new();
+    for &f in sorted {
+        match grid.last_mut() {
+            Some(at) if (positions[f] - positions[at[0]]).norm() < POSITION_TOLERANCE_MM => {
+                at.push(f)
+            }
+            _ => grid.push(vec![f]),
+        }
+    }
+    for at in grid.iter_mut() {
+        at.sort_by(|&a, &b| {
+            let (ka, kb) = (frames[a].frame.time_key, frames[b].frame.time_key);
+            ka.iter()
+                .zip(kb.iter())
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let nt = grid[0].len();
+    if let Some(odd) = grid.iter().find(|at| at.len() != nt) {
+        return Err(Error::unsupported(
+            frames[odd[0]].path,
+            format!(
+                "mixed geometry in one series: {} images at this position but {nt} at the \
+                 position of {} (duplicate or missing images?)",
+                odd.len(),
+                frames[grid[0][0]].path.display()
+            ),
+        ));
+    }
+    Ok(grid)
+}
+
+/// Where each frame goes and the resulting affine.
 #[derive(Debug)]
 pub(crate) struct Stack {
-    pub order: Vec<usize>,
+    /// `grid[k][t]`: the frame (index into the input) of slice `k` in volume `t`. Every slice has
+    /// the same number of volumes (echoes, phases or time points).
+    pub grid: Vec<Vec<usize>>,
     pub affine: Affine,
     /// Angle between the slice normal and the direction in which slices follow each other, in
     /// degrees: non-zero for gantry-tilted CT.
@@ -68,7 +113,7 @@ fn geometry_of(p: &Placed) -> Result<(Geometry, Vector3<f64>)> {
     let spacing = f
         .spacing
         .ok_or_else(|| Error::invalid(p.path, "missing PixelSpacing: voxel size unknown"))?;
-    if spacing.iter().any(|s| !(*s > 0.0)) {
+    if spacing.iter().any(|s| s.is_nan() || *s <= 0.0) {
         return Err(Error::invalid(
             p.path,
             format!("invalid PixelSpacing {spacing:?}"),
@@ -136,25 +181,15 @@ pub(crate) fn stack(frames: &[Placed]) -> Result<Stack> {
         positions.push(pos);
     }
     let normal = g0.row.cross(&g0.col);
-    let mut order: Vec<usize> = (0..frames.len()).collect();
-    // Stable sort: ties keep discovery order, and are refused just below anyway.
-    order.sort_by(|&a, &b| {
+    let mut sorted: Vec<usize> = (0..frames.len()).collect();
+    // Stable sort: frames at one position keep discovery order until sorted in time below.
+    sorted.sort_by(|&a, &b| {
         normal
             .dot(&positions[a])
             .total_cmp(&normal.dot(&positions[b]))
     });
-    for w in order.windows(2) {
-        if (positions[w[1]] - positions[w[0]]).norm() < POSITION_TOLERANCE_MM {
-            return Err(Error::unsupported(
-                frames[w[1]].path,
-                format!(
-                    "mixed geometry in one series: two images at the same position (also {}); \
-                     several echoes, phases or time points in one series are not supported",
-                    frames[w[0]].path.display()
-                ),
-            ));
-        }
-    }
+    let grid = group_by_position(frames, &sorted, &positions)?;
+    let order: Vec<usize> = grid.iter().map(|at| at[0]).collect();
 
     let n = order.len();
     let p0 = positions[order[0]];
@@ -192,7 +227,7 @@ pub(crate) fn stack(frames: &[Placed]) -> Result<Stack> {
         .validate()
         .map_err(|e| Error::invalid(first.path, e))?;
     Ok(Stack {
-        order,
+        grid,
         affine,
         tilt_degrees,
     })
@@ -212,17 +247,13 @@ fn check_on_affine_line(
     } else {
         return Ok(());
     };
-    let mut worst: Option<(usize, f64)> = None;
+    let mut off_grid = false;
     let mut off_line: Option<(usize, f64)> = None;
     for (k, &idx) in order.iter().enumerate() {
-        let d = positions[idx] - (p0 + step * k as f64);
-        let err = d.norm();
-        if err > POSITION_TOLERANCE_MM && worst.map_or(true, |(_, e)| err > e) {
-            worst = Some((idx, err));
-        }
+        off_grid |= (positions[idx] - (p0 + step * k as f64)).norm() > POSITION_TOLERANCE_MM;
         let rel = positions[idx] - p0;
         let perp = (rel - dir * rel.dot(&dir)).norm();
-        if perp > POSITION_TOLERANCE_MM && off_line.map_or(true, |(_, e)| perp > e) {
+        if perp > POSITION_TOLERANCE_MM && off_line.is_none_or(|(_, e)| perp > e) {
             off_line = Some((idx, perp));
         }
     }
@@ -234,22 +265,29 @@ fn check_on_affine_line(
             ),
         ));
     }
-    let Some((idx, err)) = worst else {
+    if !off_grid {
         return Ok(());
-    };
+    }
     let gaps: Vec<f64> = order
         .windows(2)
         .map(|w| (positions[w[1]] - positions[w[0]]).norm())
         .collect();
     let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
     let max = gaps.iter().copied().fold(0.0, f64::max);
+    // Name the file after the gap most unlike the average step: where a slice is missing or
+    // the spacing changes.
+    let mean = step.norm();
+    let odd = (0..gaps.len())
+        .max_by(|&a, &b| (gaps[a] - mean).abs().total_cmp(&(gaps[b] - mean).abs()))
+        .unwrap_or(0);
     let spacing = format!(
-        "uneven slice spacing ({min:.2} to {max:.2} mm; a slice is {err:.2} mm off an even grid)"
+        "uneven slice spacing ({min:.2} to {max:.2} mm; a {:.2} mm gap next to this slice)",
+        gaps[odd]
     );
     let problem = if tilt_degrees > 0.05 {
         format!("gantry tilt {tilt_degrees:.1}° with {spacing} cannot be represented by one affine")
     } else {
         format!("{spacing} cannot be represented by one affine")
     };
-    Err(Error::unsupported(frames[idx].path, problem))
+    Err(Error::unsupported(frames[order[odd + 1]].path, problem))
 }

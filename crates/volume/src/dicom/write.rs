@@ -5,10 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use dicom_core::value::PrimitiveValue;
-use dicom_core::{DataElement, VR};
+use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use rayon::prelude::*;
 
-use super::instance::{probe, Instance, Probe};
 use super::{pixels, DicomSeries, SeriesInstance};
 use crate::output::write_dir_atomically;
 use crate::{with_voxels, Error, Result, Sample, SaveOptions, Source, Volume};
@@ -56,20 +57,55 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             "volume was not read from DICOM; cannot write it as a DICOM series",
         ));
     };
+    let moved = (vol.affine.0 - series.affine.0).amax();
+    if moved > 1e-9 {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's affine differs from the series' geometry (by up to {moved:.3}); \
+                 DICOM files keep their positions, so voxels cannot be moved or resampled"
+            ),
+        ));
+    }
+    if vol.scaling != series.scaling {
+        return Err(Error::invalid(
+            series.path(),
+            format!(
+                "the volume's scaling {}/{} differs from the series' RescaleSlope/Intercept {}/{}",
+                vol.scaling.slope,
+                vol.scaling.intercept,
+                series.scaling.slope,
+                series.scaling.intercept
+            ),
+        ));
+    }
     let [nx, ny, nz, nt] = vol.dims();
     let total: usize = series.instances.iter().map(|i| i.slices.len()).sum();
-    if nt != 1 || nz != total {
+    if nz * nt != total {
         return Err(Error::invalid(
             out,
             format!("volume is {nx}x{ny}x{nz}x{nt} but its DICOM series has {total} frames"),
         ));
     }
+    for inst in &series.instances {
+        let fits = inst.slices.len() == inst.volumes.len()
+            && inst.slices.iter().all(|&k| k < nz)
+            && inst.volumes.iter().all(|&t| t < nt);
+        if !fits {
+            return Err(Error::invalid(
+                &inst.path,
+                format!("series record does not fit the {nx}x{ny}x{nz}x{nt} volume"),
+            ));
+        }
+    }
     let names = output_names(series);
     write_dir_atomically(out, |tmp| {
-        for (inst, name) in series.instances.iter().zip(&names) {
-            write_instance(vol, inst, &tmp.join(name), opts)?;
-        }
-        Ok(())
+        // Files are independent; each one's bytes do not depend on the order they are written.
+        series
+            .instances
+            .par_iter()
+            .zip(names.par_iter())
+            .try_for_each(|(inst, name)| write_instance(vol, inst, &tmp.join(name), opts))
     })
 }
 
@@ -96,15 +132,74 @@ fn output_names(series: &DicomSeries) -> Vec<PathBuf> {
     names
 }
 
-/// The voxels of slice `k` as little-endian samples, rows one after the other.
-fn slice_le(vol: &Volume, k: usize) -> Vec<u8> {
-    with_voxels!(&vol.voxels, a => {
-        let s = a.shape();
-        let mut out = Vec::with_capacity(s[0] * s[1] * vol.datatype().size_bytes());
-        for j in 0..s[1] {
-            for i in 0..s[0] {
-                a[[i, j, k, 0]].put_le(&mut out);
+/// Sets value 1 of a CS attribute such as ImageType to DERIVED, keeping the other values.
+fn mark_derived(obj: &mut InMemDicomObject, tag: Tag) {
+    let mut values: Vec<String> = obj
+        .get(tag)
+        .and_then(|e| e.to_multi_str().ok().map(|v| v.to_vec()))
+        .unwrap_or_default();
+    if values.is_empty() {
+        values.push("DERIVED".into());
+    } else {
+        values[0] = "DERIVED".into();
+    }
+    obj.put(DataElement::new(
+        tag,
+        VR::CS,
+        PrimitiveValue::Strs(values.into()),
+    ));
+}
+
+/// Functional-group sequences whose items carry a FrameType.
+const FRAME_TYPE_SEQUENCES: [Tag; 4] = [
+    tags::MR_IMAGE_FRAME_TYPE_SEQUENCE,
+    tags::CT_IMAGE_FRAME_TYPE_SEQUENCE,
+    tags::PET_FRAME_TYPE_SEQUENCE,
+    tags::X_RAY3_D_FRAME_TYPE_SEQUENCE,
+];
+
+/// Enhanced multi-frame files repeat ImageType per frame as FrameType in the functional groups;
+/// its value 1 must agree with ImageType's, so it becomes DERIVED too.
+fn mark_frame_types_derived(obj: &mut InMemDicomObject) {
+    for groups in [
+        tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+        tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+    ] {
+        let has_frame_type = obj
+            .get(groups)
+            .and_then(|e| e.items())
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| FRAME_TYPE_SEQUENCES.iter().any(|&t| i.get(t).is_some()))
+            });
+        if !has_frame_type {
+            continue;
+        }
+        obj.update_value(groups, |v| {
+            for item in v.items_mut().into_iter().flatten() {
+                for seq in FRAME_TYPE_SEQUENCES {
+                    item.update_value(seq, |inner| {
+                        for frame_type in inner.items_mut().into_iter().flatten() {
+                            if frame_type.get(tags::FRAME_TYPE).is_some() {
+                                mark_derived(frame_type, tags::FRAME_TYPE);
+                            }
+                        }
+                    });
+                }
             }
+        });
+    }
+}
+
+/// The voxels of slice `k` of volume `t` as little-endian samples, rows one after the other.
+fn slice_le(vol: &Volume, k: usize, t: usize) -> Vec<u8> {
+    with_voxels!(&vol.voxels, a => {
+        let slice = a.slice(ndarray::s![.., .., k, t]);
+        let mut out = Vec::with_capacity(slice.len() * vol.datatype().size_bytes());
+        // Reversed axes iterate with i fastest, the order of a DICOM frame.
+        for v in slice.t().iter() {
+            v.put_le(&mut out);
         }
         out
     })
@@ -117,16 +212,16 @@ fn write_instance(
     opts: &SaveOptions,
 ) -> Result<()> {
     let path = &rec.path;
-    let (inst, obj): (Instance, _) = match probe(path)? {
-        Probe::Image(i, o) => (*i, *o),
-        _ => return Err(Error::invalid(path, "is no longer a DICOM image")),
-    };
-    if inst.sop_instance_uid != rec.sop_instance_uid || inst.frames.len() != rec.slices.len() {
-        return Err(Error::invalid(path, "file changed since it was read"));
+    let inst = &rec.header.info;
+    if inst.frames.len() != rec.slices.len() {
+        return Err(Error::invalid(
+            path,
+            "frame count does not match the series record",
+        ));
     }
     let [nx, ny, ..] = vol.dims();
     if (inst.columns as usize, inst.rows as usize) != (nx, ny)
-        || pixels::datatype_of(&inst)? != vol.datatype()
+        || pixels::datatype_of(inst)? != vol.datatype()
     {
         return Err(Error::invalid(
             path,
@@ -138,11 +233,11 @@ fn write_instance(
             ),
         ));
     }
-    let mut obj = obj;
+    let mut obj = (*rec.header.object).clone();
 
     let mut bytes = Vec::new();
-    for &k in &rec.slices {
-        bytes.extend(slice_le(vol, k));
+    for (&k, &t) in rec.slices.iter().zip(&rec.volumes) {
+        bytes.extend(slice_le(vol, k, t));
     }
     if bytes.len() % 2 == 1 {
         bytes.push(0);
@@ -167,20 +262,23 @@ fn write_instance(
         PrimitiveValue::from(new_uid.as_str()),
     ));
 
-    let mut image_type: Vec<String> = obj
-        .get(tags::IMAGE_TYPE)
-        .and_then(|e| e.to_multi_str().ok().map(|v| v.to_vec()))
-        .unwrap_or_default();
-    if image_type.is_empty() {
-        image_type.push("DERIVED".into());
-    } else {
-        image_type[0] = "DERIVED".into();
+    // Derived images form a new series: with the original SeriesInstanceUID, a PACS would file
+    // the defaced instances beside the originals, in the series that still shows the face. The
+    // FrameOfReferenceUID stays: the geometry is the same.
+    let old_series = obj
+        .element(tags::SERIES_INSTANCE_UID)
+        .ok()
+        .and_then(|e| e.to_str().ok().map(|s| s.into_owned()));
+    if let Some(old_series) = old_series {
+        obj.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(derive_uid(&old_series).as_str()),
+        ));
     }
-    obj.put(DataElement::new(
-        tags::IMAGE_TYPE,
-        VR::CS,
-        PrimitiveValue::Strs(image_type.into()),
-    ));
+
+    mark_derived(&mut obj, tags::IMAGE_TYPE);
+    mark_frame_types_derived(&mut obj);
     let description: String = opts.description.chars().take(1024).collect();
     obj.put(DataElement::new(
         tags::DERIVATION_DESCRIPTION,
@@ -198,8 +296,10 @@ fn write_instance(
         m.transfer_syntax = ts.to_string();
     });
 
-    let file = fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-    obj.write_all(std::io::BufWriter::new(file))
-        .map_err(|e| Error::invalid(dest, format!("cannot write DICOM file: {e}")))?;
-    Ok(())
+    // Encoded in memory first: a buffered file writer would report a failed final flush only by
+    // dropping it silently.
+    let mut encoded = Vec::new();
+    obj.write_all(&mut encoded)
+        .map_err(|e| Error::invalid(dest, format!("cannot encode DICOM file: {e}")))?;
+    fs::write(dest, &encoded).map_err(|e| Error::io(dest, e))
 }

@@ -125,6 +125,15 @@ impl Stream {
         self.gzipped
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The exact number of bytes left, when known (plain files).
+    pub fn exact_bytes_left(&self) -> Option<u64> {
+        (!self.gzipped).then_some(self.left_max)
+    }
+
     /// Reads up to `n` bytes (fewer only at the end of the data).
     pub fn read_up_to(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut out = vec![0u8; n.min(self.left_max as usize)];
@@ -224,4 +233,36 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(p: &str) -> Option<(String, String)> {
+        match Files::from_path(Path::new(p)) {
+            Files::Pair { hdr, img } => {
+                Some((hdr.display().to_string(), img.display().to_string()))
+            }
+            Files::Single(_) => None,
+        }
+    }
+
+    #[test]
+    fn pairs_are_named_by_either_half_keeping_case_and_gzip() {
+        let expect = |h: &str, i: &str| Some((h.to_string(), i.to_string()));
+        assert_eq!(pair("d/a.hdr"), expect("d/a.hdr", "d/a.img"));
+        assert_eq!(pair("d/a.img"), expect("d/a.hdr", "d/a.img"));
+        assert_eq!(pair("a.IMG.gz"), expect("a.HDR.gz", "a.IMG.gz"));
+        assert_eq!(pair("a.nii.gz"), None);
+        assert_eq!(pair("a.nii"), None);
+        assert_eq!(pair("héad.hdr"), expect("héad.hdr", "héad.img"));
+        assert_eq!(pair("é"), None);
+    }
+
+    #[test]
+    fn gzip_is_named_by_suffix() {
+        assert!(is_gz_name(Path::new("x/a.nii.GZ")));
+        assert!(!is_gz_name(Path::new("x/a.nii")));
+    }
 }

@@ -13,8 +13,11 @@
 //!
 //! [`NiftiSource::identifying_fields`] lists what `save` removes, for reports.
 //!
-//! Geometry follows nibabel (see [`xform`]); scaling follows nibabel too: `scl_slope` 0 or not
-//! finite means unscaled. Bytes after the voxel data are not kept.
+//! Geometry follows nibabel's `get_best_affine`: the sform when its code is 1–5, else the
+//! qform (qfac other than -1 counts as 1), else pixdim about the volume centre with x flipped
+//! ([`XformSource`] says which). Scaling follows nibabel too: `scl_slope` 0 or not finite means
+//! unscaled. Bytes after the voxel data are not kept. Modality is unknown: nothing in a NIfTI
+//! header says it reliably.
 
 mod files;
 mod header;
@@ -42,6 +45,13 @@ const MAX_HDR_EXTENSIONS: u64 = 64 << 20;
 pub struct NiftiSource {
     /// The path the volume was loaded from.
     pub path: PathBuf,
+    // Boxed: kept out of line so that `Source` stays small.
+    read: Box<AsRead>,
+}
+
+/// What was read besides the voxels.
+#[derive(Debug, Clone)]
+struct AsRead {
     files: Files,
     header: NiftiHeader,
     /// Between the header block and the voxel data in a single file, or after the header in a
@@ -76,30 +86,30 @@ pub struct Extension {
 impl NiftiSource {
     /// `nifti1` or `nifti2`.
     pub fn format_name(&self) -> &'static str {
-        match self.header.version() {
+        match self.read.header.version() {
             Version::One => "nifti1",
             Version::Two => "nifti2",
         }
     }
     /// The parsed header (codes, `descrip`, pixdim, ... for display).
     pub fn header(&self) -> &NiftiHeader {
-        &self.header
+        &self.read.header
     }
     /// Which header transform gave the affine.
     pub fn xform_source(&self) -> XformSource {
-        self.xform
+        self.read.xform
     }
     pub fn files(&self) -> &Files {
-        &self.files
+        &self.read.files
     }
     /// True when the file with the voxel data was gzipped.
     pub fn is_gzipped(&self) -> bool {
-        self.gzipped
+        self.read.gzipped
     }
 
     /// The header extensions, as far as they can be parsed.
     pub fn extensions(&self) -> Vec<Extension> {
-        let b = &self.after_header;
+        let b = &self.read.after_header;
         let mut out = Vec::new();
         if b.first().is_none_or(|&flag| flag == 0) {
             return out;
@@ -108,7 +118,7 @@ impl NiftiSource {
         while let Some(chunk) = b.get(at..at + 8) {
             let word = |i: usize| {
                 let w = [chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]];
-                match self.header.byte_order() {
+                match self.read.header.byte_order() {
                     ByteOrder::Little => i32::from_le_bytes(w),
                     ByteOrder::Big => i32::from_be_bytes(w),
                 }
@@ -131,6 +141,7 @@ impl NiftiSource {
     /// values. Empty fields are not listed; `descrip` is listed when it had content.
     pub fn identifying_fields(&self) -> Vec<ScrubbedField> {
         let mut out: Vec<ScrubbedField> = self
+            .read
             .header
             .identifying_text_fields()
             .into_iter()
@@ -140,12 +151,12 @@ impl NiftiSource {
                 old_value: text_value(raw),
             })
             .collect();
-        if has_content(&self.after_header) {
+        if has_content(&self.read.after_header) {
             let ext = self.extensions();
             let old_value = if ext.is_empty() {
                 format!(
                     "{} non-zero bytes after the header",
-                    self.after_header.len()
+                    self.read.after_header.len()
                 )
             } else {
                 let list: Vec<String> = ext
@@ -159,10 +170,13 @@ impl NiftiSource {
                 old_value,
             });
         }
-        if has_content(&self.before_data) {
+        if has_content(&self.read.before_data) {
             out.push(ScrubbedField {
                 field: "img_prefix",
-                old_value: format!("{} bytes before the voxel data", self.before_data.len()),
+                old_value: format!(
+                    "{} bytes before the voxel data",
+                    self.read.before_data.len()
+                ),
             });
         }
         out
@@ -213,31 +227,19 @@ pub fn load(path: &Path) -> Result<Volume> {
     let vox_offset = vox_offset(&header, &files).map_err(invalid)?;
 
     let what = format!("voxel data ({} {datatype})", dims_text(dims));
-    let (after_header, before_data, bytes, gzipped) = match &files {
-        Files::Single(_) => {
-            let gap = vox_offset - header.size() as u64;
-            let after = hs.read_exact(gap, &format!("header (vox_offset {vox_offset})"))?;
-            let bytes = hs.read_exact(data_len, &what)?;
-            let gz = hs.is_gzipped();
-            hs.finish()?;
-            (after, Vec::new(), bytes, gz)
-        }
-        Files::Pair { img, .. } => {
-            let after = hs.read_rest(MAX_HDR_EXTENSIONS, "header extension data")?;
-            hs.finish()?;
-            let mut ds = Stream::open(img)?;
-            let before =
-                ds.read_exact(vox_offset, &format!("data before vox_offset {vox_offset}"))?;
-            let bytes = ds.read_exact(data_len, &what)?;
-            let gz = ds.is_gzipped();
-            ds.finish()?;
-            (after, before, bytes, gz)
-        }
+    let stored = match &files {
+        Files::Single(_) => read_single(hs, &header, vox_offset, data_len, &what)?,
+        Files::Pair { img, .. } => read_pair(hs, img, vox_offset, data_len, &what)?,
     };
+    let Stored {
+        after_header,
+        before_data,
+        bytes,
+        gzipped,
+    } = stored;
     let voxels = samples::decode(datatype, header.byte_order(), dims, bytes)
         .ok_or_else(|| Error::invalid(files.data_path(), "voxel data does not match dims"))?;
-    let source = NiftiSource {
-        path: path.to_path_buf(),
+    let read = AsRead {
         files,
         header,
         after_header,
@@ -249,12 +251,73 @@ pub fn load(path: &Path) -> Result<Volume> {
         xform,
         scaling,
     };
+    let source = NiftiSource {
+        path: path.to_path_buf(),
+        read: Box::new(read),
+    };
     Ok(Volume {
         voxels,
         affine,
         scaling,
         modality: Modality::Unknown,
         source: Source::Nifti(source),
+    })
+}
+
+/// What follows the header block on disk.
+struct Stored {
+    after_header: Vec<u8>,
+    before_data: Vec<u8>,
+    /// The voxel data, exactly `data_len` bytes.
+    bytes: Vec<u8>,
+    gzipped: bool,
+}
+
+/// The rest of a single `.nii` file, `hs` being just past the header block.
+fn read_single(
+    mut hs: Stream,
+    header: &NiftiHeader,
+    vox_offset: u64,
+    data_len: u64,
+    what: &str,
+) -> Result<Stored> {
+    let gap = vox_offset - header.size() as u64;
+    if hs.exact_bytes_left().is_some_and(|left| gap > left) {
+        let p = format!("vox_offset {vox_offset} lies beyond the end of the file");
+        return Err(Error::invalid(hs.path(), p));
+    }
+    let after_header = hs.read_exact(gap, &format!("data before vox_offset {vox_offset}"))?;
+    let bytes = hs.read_exact(data_len, what)?;
+    let gzipped = hs.is_gzipped();
+    hs.finish()?;
+    Ok(Stored {
+        after_header,
+        before_data: Vec::new(),
+        bytes,
+        gzipped,
+    })
+}
+
+/// The rest of a `.hdr` (extensions) and the `.img`.
+fn read_pair(
+    mut hs: Stream,
+    img: &Path,
+    vox_offset: u64,
+    data_len: u64,
+    what: &str,
+) -> Result<Stored> {
+    let after_header = hs.read_rest(MAX_HDR_EXTENSIONS, "header extension data")?;
+    hs.finish()?;
+    let mut ds = Stream::open(img)?;
+    let before_data = ds.read_exact(vox_offset, &format!("data before vox_offset {vox_offset}"))?;
+    let bytes = ds.read_exact(data_len, what)?;
+    let gzipped = ds.is_gzipped();
+    ds.finish()?;
+    Ok(Stored {
+        after_header,
+        before_data,
+        bytes,
+        gzipped,
     })
 }
 
@@ -359,16 +422,16 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
 
 fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions) -> Result<()> {
     check_unchanged(vol, src, out)?;
-    let data = samples::encode(&vol.voxels, src.header.byte_order());
-    match (&src.files, Files::from_path(out)) {
+    let data = samples::encode(&vol.voxels, src.read.header.byte_order());
+    match (&src.read.files, Files::from_path(out)) {
         (Files::Single(_), Files::Single(dest)) => {
-            let (after, vox_offset) = if has_content(&src.after_header) {
-                let minimal = src.header.size() as u64 + 4;
+            let (after, vox_offset) = if has_content(&src.read.after_header) {
+                let minimal = src.read.header.size() as u64 + 4;
                 (vec![0u8; 4], Some(minimal))
             } else {
-                (src.after_header.clone(), None)
+                (src.read.after_header.clone(), None)
             };
-            let hdr = src.header.scrubbed(&opts.description, vox_offset);
+            let hdr = src.read.header.scrubbed(&opts.description, vox_offset);
             write_parts(&dest, &[&hdr, &after, &data])
         }
         (
@@ -378,17 +441,17 @@ fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions)
                 img: img_dest,
             },
         ) => {
-            let after = if has_content(&src.after_header) {
+            let after = if has_content(&src.read.after_header) {
                 vec![0u8; 4]
             } else {
-                src.after_header.clone()
+                src.read.after_header.clone()
             };
-            let (before, vox_offset) = if has_content(&src.before_data) {
+            let (before, vox_offset) = if has_content(&src.read.before_data) {
                 (Vec::new(), Some(0))
             } else {
-                (src.before_data.clone(), None)
+                (src.read.before_data.clone(), None)
             };
-            let hdr = src.header.scrubbed(&opts.description, vox_offset);
+            let hdr = src.read.header.scrubbed(&opts.description, vox_offset);
             write_pair(&hdr_dest, &[&hdr, &after], &img_dest, &[&before, &data])
         }
         (Files::Single(_), Files::Pair { .. }) => Err(Error::unsupported(
@@ -402,9 +465,14 @@ fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions)
     }
 }
 
-/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name).
+/// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name),
+/// with the affine in the sform (code 2, aligned) and qform code 0, as nibabel writes new images.
 fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     vol.affine.validate().map_err(|p| Error::invalid(out, p))?;
+    if let Some(d) = vol.dims().iter().find(|&&d| d > i16::MAX as usize) {
+        let p = format!("a dimension of {d} voxels does not fit a NIfTI-1 header");
+        return Err(Error::unsupported(out, p));
+    }
     let (datatype_code, bitpix) = samples::code_of(vol.datatype());
     let m = vol.affine.to_row_major();
     let new = header::NewHeader {
@@ -444,21 +512,21 @@ fn write_pair(hdr: &Path, hdr_parts: &[&[u8]], img: &Path, img_parts: &[&[u8]]) 
 
 /// The header is written back as read, so the volume must still match it.
 fn check_unchanged(vol: &Volume, src: &NiftiSource, out: &Path) -> Result<()> {
-    let problem = if vol.dims() != src.dims {
+    let problem = if vol.dims() != src.read.dims {
         format!(
             "dims changed from {} to {}",
-            dims_text(src.dims),
+            dims_text(src.read.dims),
             dims_text(vol.dims())
         )
-    } else if vol.datatype() != src.datatype {
+    } else if vol.datatype() != src.read.datatype {
         format!(
             "datatype changed from {} to {}",
-            src.datatype,
+            src.read.datatype,
             vol.datatype()
         )
-    } else if vol.affine != src.affine {
+    } else if vol.affine != src.read.affine {
         "the affine differs from the header's; NIfTI output keeps the input geometry".into()
-    } else if vol.scaling != src.scaling {
+    } else if vol.scaling != src.read.scaling {
         "the scaling differs from the header's scl_slope/scl_inter".into()
     } else {
         return Ok(());

@@ -90,7 +90,8 @@ pub fn decode(
         swap_samples(&mut bytes, dt.size_bytes());
     }
     match dt {
-        DataType::U8 => decode_as!(u8, bytes, dims),
+        // Bytes are already u8 samples: no second copy of a possibly large volume.
+        DataType::U8 => Voxels::from_file_order(dims, bytes),
         DataType::I8 => decode_as!(i8, bytes, dims),
         DataType::U16 => decode_as!(u16, bytes, dims),
         DataType::I16 => decode_as!(i16, bytes, dims),

@@ -337,7 +337,7 @@ pub fn compare_with_pydicom(vol: &Volume, scratch: &Path) -> f64 {
 
 const COMPARE_WRITTEN: &str = r#"
 import sys, json, pydicom
-allowed = {0x00080018, 0x00080008, 0x7FE00010, 0x00082111}
+allowed = {0x00080018, 0x00080008, 0x7FE00010, 0x00082111, 0x0020000E}
 problems = []
 args = sys.argv[1:]
 for src, dst in zip(args[0::2], args[1::2]):
@@ -346,8 +346,17 @@ for src, dst in zip(args[0::2], args[1::2]):
     b.pixel_array  # must decode
     if b.SOPInstanceUID == a.SOPInstanceUID:
         problems.append(f'{dst}: SOPInstanceUID unchanged')
+    if b.SeriesInstanceUID == a.SeriesInstanceUID:
+        problems.append(f'{dst}: SeriesInstanceUID unchanged')
     if b.file_meta.MediaStorageSOPInstanceUID != b.SOPInstanceUID:
         problems.append(f'{dst}: MediaStorageSOPInstanceUID does not match SOPInstanceUID')
+    # FrameType value 1 of enhanced files must follow ImageType: expect DERIVED there too.
+    for groups in ['SharedFunctionalGroupsSequence', 'PerFrameFunctionalGroupsSequence']:
+        for item in (a[groups].value if groups in a else []):
+            for ft_seq in ['MRImageFrameTypeSequence', 'CTImageFrameTypeSequence']:
+                for ft in (item[ft_seq].value if ft_seq in item else []):
+                    if 'FrameType' in ft:
+                        ft.FrameType = ['DERIVED'] + list(ft.FrameType)[1:]
     it_a, it_b = list(a.ImageType), list(b.ImageType)
     if it_b[0] != 'DERIVED' or it_b[1:] != it_a[1:]:
         problems.append(f'{dst}: ImageType {it_b} from {it_a}')

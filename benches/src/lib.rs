@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/`; see `compare.sh` for whole-command comparisons.

@@ -1,0 +1,201 @@
+//! `defacer check`: does a face still show in a 3-D render of this volume?
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use clap::Args;
+use defacer_check::{check_volume, CheckOptions, CheckReport, Landmark};
+use defacer_volume::Volume;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::exit;
+use crate::inputs::{self, Item};
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// NIfTI files, DICOM series folders, or folder trees of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// One JSON object per volume instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write every render (PNG) here, one folder per volume.
+    #[arg(long)]
+    renders: Option<PathBuf>,
+    /// Inputs checked at once (default: number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+/// One volume's verdict.
+#[derive(Serialize)]
+struct Verdict {
+    path: PathBuf,
+    #[serde(flatten)]
+    report: CheckReport,
+    /// Why no landmark residuals were measured, if they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    landmarks_note: Option<String>,
+}
+
+pub fn run(args: &CheckArgs) -> u8 {
+    // Renders go to DIR/<item>; the planner's "output" is that folder.
+    let out_root = args.renders.clone().unwrap_or_default();
+    let items = match inputs::plan(&args.paths, &out_root) {
+        Ok(i) => i,
+        Err(e) => {
+            crate::report_error(&e);
+            return exit::ERROR;
+        }
+    };
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            crate::report_error(&e);
+            return exit::ERROR;
+        }
+    };
+    let results: Mutex<Vec<(usize, Result<Vec<Verdict>>)>> = Mutex::new(Vec::new());
+    pool.install(|| {
+        items.par_iter().enumerate().for_each(|(n, item)| {
+            let r = check_item(item, args.renders.is_some(), items.len() == 1);
+            if let Ok(mut v) = results.lock() {
+                v.push((n, r));
+            }
+        })
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(n, _)| *n);
+    let (mut verdicts, mut errors) = (Vec::new(), 0);
+    for (n, r) in results {
+        match r {
+            Ok(v) => verdicts.extend(v),
+            Err(e) => {
+                errors += 1;
+                let label = items[n].input.label().display().to_string();
+                let msg = format!("{e:#}");
+                crate::report_error(&if msg.contains(&label) {
+                    msg
+                } else {
+                    format!("{label}: {msg}")
+                });
+            }
+        }
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&verdicts) {
+            Ok(s) => println!("{s}"),
+            Err(e) => crate::report_error(&e),
+        }
+    } else {
+        for v in &verdicts {
+            println!("{}", line(v));
+        }
+    }
+    // A face anywhere is the finding that matters most; errors come next.
+    if verdicts.iter().any(|v| v.report.face_found) {
+        exit::SOME_FAILED
+    } else if errors > 0 {
+        exit::ERROR
+    } else {
+        exit::OK
+    }
+}
+
+fn line(v: &Verdict) -> String {
+    let r = &v.report;
+    let best = r
+        .views
+        .iter()
+        .flat_map(|w| w.detections.iter().map(|d| d.confidence))
+        .fold(f32::NEG_INFINITY, f32::max);
+    let verdict = if r.face_found {
+        format!(
+            "FACE FOUND in {}/{} views (best score {best:.2})",
+            r.views_with_face,
+            r.views.len()
+        )
+    } else {
+        format!("no face in {} views", r.views.len())
+    };
+    let skin: Vec<String> = r
+        .residuals
+        .landmarks
+        .iter()
+        .map(|l| match l.nearest_skin_mm {
+            Some(d) => format!("{} {d:.0} mm", l.name),
+            None => format!("{} none", l.name),
+        })
+        .collect();
+    let mut s = format!("{}: {verdict}", v.path.display());
+    if !skin.is_empty() {
+        s += &format!("; skin nearest to template landmarks: {}", skin.join(", "));
+    }
+    if let Some(p) = r.residuals.nose_prominence_mm {
+        s += &format!("; nose prominence {p:.1} mm");
+    }
+    s
+}
+
+fn check_item(item: &Item, renders: bool, single: bool) -> Result<Vec<Verdict>> {
+    let vols = defacer_volume::load(&item.input.paths())?;
+    let many = vols.len() > 1;
+    vols.iter()
+        .enumerate()
+        .map(|(n, vol)| {
+            let series = if many {
+                format!("_series-{:02}", n + 1)
+            } else {
+                String::new()
+            };
+            let renders_dir =
+                renders.then(|| inputs::side_path(&item.output, item, single && !many, &series));
+            check_one(vol, renders_dir)
+        })
+        .collect()
+}
+
+fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
+    let (landmarks, landmarks_note) = match template_landmarks(vol) {
+        Ok(l) => (l, None),
+        Err(e) => (
+            Vec::new(),
+            Some(format!("template fit failed, no landmark residuals: {e:#}")),
+        ),
+    };
+    let opts = CheckOptions {
+        renders_dir,
+        landmarks,
+        ..CheckOptions::default()
+    };
+    let report = check_volume(vol, &opts)?;
+    Ok(Verdict {
+        path: vol.path().to_path_buf(),
+        report,
+        landmarks_note,
+    })
+}
+
+/// The template's facial landmarks mapped into this volume's world by the head fit.
+fn template_landmarks(vol: &Volume) -> Result<Vec<Landmark>> {
+    let plan = defacer_mask::plan(vol, &defacer_mask::DefaceOptions::default())?;
+    let m = plan.report.fit_matrix;
+    let template = defacer_mask::template::Template::embedded();
+    Ok(template
+        .landmarks
+        .iter()
+        .filter(|(name, _)| !name.starts_with("tragus"))
+        .map(|(name, p)| {
+            let w = [0, 1, 2].map(|r| m[r][0] * p[0] + m[r][1] * p[1] + m[r][2] * p[2] + m[r][3]);
+            Landmark {
+                name: name.clone(),
+                world_mm: w,
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,310 @@
+//! Distances and shapes on the working grid: exact Euclidean distance transforms in millimetres
+//! (so margins mean millimetres whatever the voxel size), morphology built on them, connected
+//! components and hole filling.
+
+use crate::grid::Field;
+use rayon::prelude::*;
+
+const FAR: f32 = 1e20;
+
+/// Squared distance (mm²) from every cell to the nearest `true` cell of `features`
+/// (`FAR` when there is none). Exact (Felzenszwalb–Huttenlocher, separable), `spacing` mm per cell.
+pub fn distance_sq(features: &Field<bool>, spacing: f64) -> Field<f32> {
+    let [nx, ny, nz] = features.dims;
+    let mut d: Vec<f32> = features
+        .data
+        .par_iter()
+        .map(|&f| if f { 0.0 } else { FAR })
+        .collect();
+    let s = spacing as f32;
+    // x lines are contiguous
+    d.par_chunks_mut(nx)
+        .for_each(|line| transform_line(line, s));
+    // y lines: within each z slab
+    d.par_chunks_mut(nx * ny).for_each(|slab| {
+        let mut buf = vec![0f32; ny];
+        for i in 0..nx {
+            for j in 0..ny {
+                buf[j] = slab[i + nx * j];
+            }
+            transform_line(&mut buf, s);
+            for j in 0..ny {
+                slab[i + nx * j] = buf[j];
+            }
+        }
+    });
+    // z lines: gather columns per y row in parallel, then scatter back
+    let cols: Vec<Vec<f32>> = (0..ny)
+        .into_par_iter()
+        .map(|j| {
+            let mut out = vec![0f32; nx * nz];
+            let mut buf = vec![0f32; nz];
+            for i in 0..nx {
+                for k in 0..nz {
+                    buf[k] = d[i + nx * (j + ny * k)];
+                }
+                transform_line(&mut buf, s);
+                out[i * nz..(i + 1) * nz].copy_from_slice(&buf);
+            }
+            out
+        })
+        .collect();
+    for (j, col) in cols.iter().enumerate() {
+        for i in 0..nx {
+            for k in 0..nz {
+                d[i + nx * (j + ny * k)] = col[i * nz + k];
+            }
+        }
+    }
+    Field {
+        dims: features.dims,
+        data: d,
+    }
+}
+
+/// One-dimensional squared distance transform (lower envelope of parabolas), in place.
+fn transform_line(f: &mut [f32], w: f32) {
+    let n = f.len();
+    if n == 0 || f.iter().all(|&v| v >= FAR) {
+        return;
+    }
+    let src: Vec<f32> = f.to_vec();
+    let mut v = vec![0usize; n];
+    let mut z = vec![0f32; n + 1];
+    let mut k = 0usize;
+    let pos = |q: usize| q as f32 * w;
+    // skip leading cells with no value
+    let first = src.iter().position(|&x| x < FAR).unwrap_or(0);
+    v[0] = first;
+    z[0] = f32::NEG_INFINITY;
+    z[1] = f32::INFINITY;
+    for q in first + 1..n {
+        if src[q] >= FAR {
+            continue;
+        }
+        loop {
+            let p = v[k];
+            let s = ((src[q] + pos(q) * pos(q)) - (src[p] + pos(p) * pos(p)))
+                / (2.0 * (pos(q) - pos(p)));
+            if s <= z[k] && k > 0 {
+                k -= 1;
+                continue;
+            }
+            if s <= z[k] {
+                // k == 0: the new parabola dominates everywhere
+                v[0] = q;
+                z[0] = f32::NEG_INFINITY;
+                z[1] = f32::INFINITY;
+                break;
+            }
+            k += 1;
+            v[k] = q;
+            z[k] = s;
+            z[k + 1] = f32::INFINITY;
+            break;
+        }
+    }
+    let mut k = 0usize;
+    for (q, out) in f.iter_mut().enumerate() {
+        while z[k + 1] < pos(q) {
+            k += 1;
+        }
+        let p = v[k];
+        let dx = pos(q) - pos(p);
+        *out = dx * dx + src[p];
+    }
+}
+
+/// Cells within `radius_mm` of `mask`.
+pub fn dilate(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
+    let r2 = (radius_mm * radius_mm) as f32;
+    distance_sq(mask, spacing).map(|d| d <= r2)
+}
+
+/// Cells of `mask` farther than `radius_mm` from any cell outside it. Cells beyond the grid
+/// edge are not "outside": a head cut by the field of view is not eroded at the cut.
+pub fn erode(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
+    let r2 = (radius_mm * radius_mm) as f32;
+    distance_sq(&mask.map(|b| !b), spacing).map(|d| d > r2)
+}
+
+pub fn open(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
+    dilate(&erode(mask, radius_mm, spacing), radius_mm, spacing)
+}
+
+pub fn close(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
+    erode(&dilate(mask, radius_mm, spacing), radius_mm, spacing)
+}
+
+/// The largest 6-connected component of `mask` (empty if `mask` is).
+pub fn largest_component(mask: &Field<bool>) -> Field<bool> {
+    let n = mask.data.len();
+    let mut label = vec![0u32; n];
+    let mut best = (0usize, 0u32);
+    let mut next = 0u32;
+    let mut stack = Vec::new();
+    for start in 0..n {
+        if !mask.data[start] || label[start] != 0 {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let mut size = 0usize;
+        while let Some(c) = stack.pop() {
+            size += 1;
+            for nb in neighbours6(mask.dims, c) {
+                if mask.data[nb] && label[nb] == 0 {
+                    label[nb] = next;
+                    stack.push(nb);
+                }
+            }
+        }
+        if size > best.0 {
+            best = (size, next);
+        }
+    }
+    Field {
+        dims: mask.dims,
+        data: label.par_iter().map(|&l| l != 0 && l == best.1).collect(),
+    }
+}
+
+/// Cells not in `mask` that cannot reach the grid border without crossing `mask` (6-connected
+/// paths through `passable`, which cells outside `mask` must also be to let the flood through).
+pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
+    let [nx, ny, nz] = mask.dims;
+    let n = mask.data.len();
+    let mut outside = vec![false; n];
+    let mut stack = Vec::new();
+    for c in 0..n {
+        let [i, j, k] = mask.coords(c);
+        let border = i == 0 || j == 0 || k == 0 || i + 1 == nx || j + 1 == ny || k + 1 == nz;
+        if border && !mask.data[c] {
+            outside[c] = true;
+            stack.push(c);
+        }
+    }
+    while let Some(c) = stack.pop() {
+        for nb in neighbours6(mask.dims, c) {
+            if !mask.data[nb] && !outside[nb] {
+                outside[nb] = true;
+                stack.push(nb);
+            }
+        }
+    }
+    Field {
+        dims: mask.dims,
+        data: (0..n).map(|c| !mask.data[c] && !outside[c]).collect(),
+    }
+}
+
+/// `mask` with its enclosed holes filled.
+pub fn fill_holes(mask: &Field<bool>) -> Field<bool> {
+    let holes = enclosed(mask);
+    mask.zip(&holes, |a, b| a || b)
+}
+
+/// Fills holes in each axial (z) slice separately: a skull ring closes in axial slices even
+/// where the skull base has openings in 3-D.
+pub fn fill_holes_axial(mask: &Field<bool>) -> Field<bool> {
+    let [nx, ny, _] = mask.dims;
+    let mut out = mask.data.clone();
+    out.par_chunks_mut(nx * ny).for_each(|slab| {
+        let slice = Field {
+            dims: [nx, ny, 1],
+            data: slab.to_vec(),
+        };
+        // a 2-D flood: neighbours within the slice only (k never changes with nz = 1)
+        let filled = fill_holes(&slice);
+        slab.copy_from_slice(&filled.data);
+    });
+    Field {
+        dims: mask.dims,
+        data: out,
+    }
+}
+
+#[inline]
+pub fn neighbours6(dims: [usize; 3], c: usize) -> impl Iterator<Item = usize> {
+    let [nx, ny, nz] = dims;
+    let i = c % nx;
+    let j = (c / nx) % ny;
+    let k = c / (nx * ny);
+    let sx = 1;
+    let sy = nx;
+    let sz = nx * ny;
+    [
+        (i > 0).then(|| c - sx),
+        (i + 1 < nx).then(|| c + sx),
+        (j > 0).then(|| c - sy),
+        (j + 1 < ny).then(|| c + sy),
+        (k > 0).then(|| c - sz),
+        (k + 1 < nz).then(|| c + sz),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Cells of `mask` with at least one 6-neighbour outside it for which `counts(neighbour)` holds.
+pub fn boundary(mask: &Field<bool>, counts: impl Fn(usize) -> bool + Sync) -> Field<bool> {
+    let data = (0..mask.data.len())
+        .into_par_iter()
+        .map(|c| mask.data[c] && neighbours6(mask.dims, c).any(|nb| !mask.data[nb] && counts(nb)))
+        .collect();
+    Field {
+        dims: mask.dims,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_matches_brute_force() {
+        let dims = [9, 7, 5];
+        let mut f = Field::filled(dims, false);
+        for &(i, j, k) in &[(1, 1, 1), (7, 5, 3), (4, 0, 4)] {
+            let c = f.idx(i, j, k);
+            f.data[c] = true;
+        }
+        let d = distance_sq(&f, 2.0);
+        for c in 0..f.data.len() {
+            let [i, j, k] = f.coords(c);
+            let mut best = f32::MAX;
+            for &(a, b, e) in &[(1, 1, 1), (7, 5, 3), (4, 0, 4)] {
+                let dd = ((i as f32 - a as f32).powi(2)
+                    + (j as f32 - b as f32).powi(2)
+                    + (k as f32 - e as f32).powi(2))
+                    * 4.0;
+                best = best.min(dd);
+            }
+            assert!(
+                (d.data[c] - best).abs() < 1e-3,
+                "{c}: {} vs {best}",
+                d.data[c]
+            );
+        }
+    }
+
+    #[test]
+    fn holes_are_filled_but_open_cavities_are_not() {
+        let dims = [7, 7, 7];
+        let mut shell = Field::filled(dims, false);
+        for c in 0..shell.data.len() {
+            let [i, j, k] = shell.coords(c);
+            let m = [i, j, k]
+                .iter()
+                .map(|&x| (x as i32 - 3).abs())
+                .max()
+                .unwrap_or(0);
+            shell.data[c] = m == 2;
+        }
+        assert_eq!(fill_holes(&shell).count(), 125);
+        let open_at = shell.idx(3, 3, 5);
+        shell.data[open_at] = false;
+        assert_eq!(fill_holes(&shell).count(), 97);
+    }
+}

@@ -1,0 +1,255 @@
+//! The working grid: a small RAS-aligned isotropic copy of the volume where the heavy work
+//! happens, whatever the native orientation, obliquity or slice thickness.
+
+use defacer_volume::{Affine, Volume};
+use nalgebra::{Matrix4, Vector4};
+use rayon::prelude::*;
+
+/// A scalar field on a working grid, x fastest (index `i + nx * (j + ny * k)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field<T> {
+    pub dims: [usize; 3],
+    pub data: Vec<T>,
+}
+
+impl<T: Copy + Send + Sync> Field<T> {
+    pub fn filled(dims: [usize; 3], v: T) -> Self {
+        Field {
+            dims,
+            data: vec![v; dims[0] * dims[1] * dims[2]],
+        }
+    }
+    #[inline]
+    pub fn idx(&self, i: usize, j: usize, k: usize) -> usize {
+        i + self.dims[0] * (j + self.dims[1] * k)
+    }
+    #[inline]
+    pub fn get(&self, i: usize, j: usize, k: usize) -> T {
+        self.data[self.idx(i, j, k)]
+    }
+    #[inline]
+    pub fn coords(&self, n: usize) -> [usize; 3] {
+        let nx = self.dims[0];
+        let ny = self.dims[1];
+        [n % nx, (n / nx) % ny, n / (nx * ny)]
+    }
+    pub fn map<U: Copy + Send + Sync>(&self, f: impl Fn(T) -> U + Sync) -> Field<U> {
+        Field {
+            dims: self.dims,
+            data: self.data.par_iter().map(|&v| f(v)).collect(),
+        }
+    }
+    pub fn zip<U: Copy + Send + Sync, V: Copy + Send + Sync>(
+        &self,
+        other: &Field<U>,
+        f: impl Fn(T, U) -> V + Sync,
+    ) -> Field<V> {
+        debug_assert_eq!(self.dims, other.dims);
+        Field {
+            dims: self.dims,
+            data: self
+                .data
+                .par_iter()
+                .zip(other.data.par_iter())
+                .map(|(&a, &b)| f(a, b))
+                .collect(),
+        }
+    }
+}
+
+impl Field<bool> {
+    pub fn count(&self) -> usize {
+        self.data.iter().filter(|&&b| b).count()
+    }
+}
+
+/// An isotropic, RAS-aligned grid: voxel `(i, j, k)` is at `origin + spacing * (i, j, k)` mm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkingGrid {
+    pub dims: [usize; 3],
+    pub origin: [f64; 3],
+    pub spacing: f64,
+}
+
+/// Larger heads or whole-body fields of view get a coarser grid so the work stays bounded.
+const MAX_CELLS_PER_AXIS: f64 = 192.0;
+
+impl WorkingGrid {
+    /// The grid covering the world bounding box of `affine`'s voxel grid of `dims` voxels.
+    pub fn covering(affine: &Affine, dims: [usize; 3], spacing_mm: f64) -> Self {
+        let mut lo = [f64::INFINITY; 3];
+        let mut hi = [f64::NEG_INFINITY; 3];
+        for c in 0..8 {
+            let ijk = [0, 1, 2].map(|a| {
+                if c >> a & 1 == 1 {
+                    dims[a] as f64 - 0.5
+                } else {
+                    -0.5
+                }
+            });
+            let w = affine.voxel_to_world(ijk);
+            for a in 0..3 {
+                lo[a] = lo[a].min(w[a]);
+                hi[a] = hi[a].max(w[a]);
+            }
+        }
+        let extent = (0..3).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
+        let spacing = spacing_mm.max(extent / MAX_CELLS_PER_AXIS);
+        let dims = [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing).ceil() as usize + 1);
+        let origin = [0, 1, 2].map(|a| {
+            let span = (dims[a] - 1) as f64 * spacing;
+            (lo[a] + hi[a]) / 2.0 - span / 2.0
+        });
+        WorkingGrid {
+            dims,
+            origin,
+            spacing,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.dims[0] * self.dims[1] * self.dims[2]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn world(&self, i: usize, j: usize, k: usize) -> [f64; 3] {
+        [
+            self.origin[0] + self.spacing * i as f64,
+            self.origin[1] + self.spacing * j as f64,
+            self.origin[2] + self.spacing * k as f64,
+        ]
+    }
+
+    /// Continuous grid coordinates of a world point.
+    #[inline]
+    pub fn to_grid(&self, w: [f64; 3]) -> [f64; 3] {
+        [0, 1, 2].map(|a| (w[a] - self.origin[a]) / self.spacing)
+    }
+
+    /// Nearest cell of a world point, if inside.
+    #[inline]
+    pub fn nearest(&self, w: [f64; 3]) -> Option<usize> {
+        let g = self.to_grid(w);
+        let mut ijk = [0usize; 3];
+        for a in 0..3 {
+            let r = g[a].round();
+            if !(r >= 0.0 && r < self.dims[a] as f64) {
+                return None;
+            }
+            ijk[a] = r as usize;
+        }
+        Some(ijk[0] + self.dims[0] * (ijk[1] + self.dims[1] * ijk[2]))
+    }
+
+    /// Builds a field by evaluating `f(world)` at every cell, in parallel over z-slices.
+    pub fn build<T: Copy + Send + Sync + Default>(
+        &self,
+        f: impl Fn([f64; 3]) -> T + Sync,
+    ) -> Field<T> {
+        let [nx, ny, _] = self.dims;
+        let mut data = vec![T::default(); self.len()];
+        data.par_chunks_mut(nx * ny)
+            .enumerate()
+            .for_each(|(k, slab)| {
+                for j in 0..ny {
+                    for i in 0..nx {
+                        slab[i + nx * j] = f(self.world(i, j, k));
+                    }
+                }
+            });
+        Field {
+            dims: self.dims,
+            data,
+        }
+    }
+
+    /// Trilinear interpolation of a field at a world point (`None` outside the grid).
+    pub fn sample_f32(&self, f: &Field<f32>, w: [f64; 3]) -> Option<f32> {
+        trilinear(&f.data, self.dims, self.to_grid(w))
+    }
+}
+
+/// Trilinear interpolation in an x-fastest array at continuous index `g`; `None` outside.
+#[inline]
+pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
+    let mut base = [0usize; 3];
+    let mut frac = [0f64; 3];
+    for a in 0..3 {
+        let n = dims[a];
+        if !(g[a] >= 0.0 && g[a] <= (n - 1) as f64) {
+            return None;
+        }
+        let f = g[a].floor();
+        base[a] = (f as usize).min(n.saturating_sub(2));
+        frac[a] = g[a] - base[a] as f64;
+    }
+    let [nx, ny, _] = dims;
+    let step = [1, nx, nx * ny];
+    let at = |di: usize, dj: usize, dk: usize| {
+        let i = (base[0] + di).min(dims[0] - 1);
+        let j = (base[1] + dj).min(dims[1] - 1);
+        let k = (base[2] + dk).min(dims[2] - 1);
+        data[i * step[0] + j * step[1] + k * step[2]] as f64
+    };
+    let [fx, fy, fz] = frac;
+    let c00 = at(0, 0, 0) * (1.0 - fx) + at(1, 0, 0) * fx;
+    let c10 = at(0, 1, 0) * (1.0 - fx) + at(1, 1, 0) * fx;
+    let c01 = at(0, 0, 1) * (1.0 - fx) + at(1, 0, 1) * fx;
+    let c11 = at(0, 1, 1) * (1.0 - fx) + at(1, 1, 1) * fx;
+    let c0 = c00 * (1.0 - fy) + c10 * fy;
+    let c1 = c01 * (1.0 - fy) + c11 * fy;
+    Some((c0 * (1.0 - fz) + c1 * fz) as f32)
+}
+
+/// The native volume's intensities (physical units) resampled onto the working grid, with the
+/// cells that lie inside the native field of view. Outside it nothing is known: such cells are
+/// neither head nor air.
+#[derive(Debug, Clone)]
+pub struct WorkingImage {
+    pub grid: WorkingGrid,
+    pub values: Field<f32>,
+    pub in_fov: Field<bool>,
+}
+
+impl WorkingImage {
+    pub fn from_volume(vol: &Volume, spacing_mm: f64) -> Option<Self> {
+        let [nx, ny, nz, _] = vol.dims();
+        let dims = [nx, ny, nz];
+        let grid = WorkingGrid::covering(&vol.affine, dims, spacing_mm);
+        let inv = vol.affine.inverse()?;
+        let phys = vol.frame_physical(0);
+        // Flatten in x-fastest order once so lookups are plain slice reads.
+        let flat: Vec<f32> = if phys.t().is_standard_layout() {
+            phys.t().iter().copied().collect()
+        } else {
+            let mut v = vec![0f32; nx * ny * nz];
+            for ((i, j, k), &x) in phys.indexed_iter() {
+                v[i + nx * (j + ny * k)] = x;
+            }
+            v
+        };
+        let m: Matrix4<f64> = inv.0;
+        // A tiny tolerance keeps the outermost voxel centres inside despite rounding.
+        let lim = dims.map(|n| n as f64 - 0.5);
+        let pairs = grid.build(|w| {
+            let v = m * Vector4::new(w[0], w[1], w[2], 1.0);
+            let g = [v[0], v[1], v[2]];
+            if (0..3).any(|a| g[a] < -0.5 || g[a] > lim[a]) {
+                return (0f32, false);
+            }
+            let c = g.map(|x| x.max(0.0));
+            let c = [0, 1, 2].map(|a| c[a].min((dims[a] - 1) as f64));
+            (trilinear(&flat, dims, c).unwrap_or(0.0), true)
+        });
+        let values = pairs.map(|p| if p.0.is_finite() { p.0 } else { 0.0 });
+        let in_fov = pairs.map(|p| p.1);
+        Some(WorkingImage {
+            grid,
+            values,
+            in_fov,
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! Fitting the template to a subject in world space: a 9-parameter transform (translation,
+//! rotation, per-axis scale) that lays the template's head surface onto the subject's.
+//!
+//! Only the skin surface is used, because the head/air boundary looks the same in every
+//! modality. Template points falling outside the subject's field of view are not counted as
+//! misses (cropped scans), and the template surface stops above the neck (necks and shoulders
+//! vary and are often cut).
+//!
+//! The optimiser is a hand-written Nelder–Mead (about 60 lines): the problem has 9 parameters
+//! and a cheap, non-smooth (truncated) cost, a simplex method needs no gradients, and it keeps
+//! the crate free of a numerical dependency tree. Starts run in parallel and the winner is
+//! chosen by (cost, start index), so the result does not depend on the thread count.
+
+use crate::distance::{boundary, distance_sq};
+use crate::grid::{trilinear, Field, WorkingGrid};
+use crate::head::HeadMask;
+use crate::template::{label, Template};
+use nalgebra::{Matrix3, Matrix4, Rotation3, Vector3, Vector4};
+use rayon::prelude::*;
+
+/// The subject's skin surface as a distance field on the working grid.
+pub struct SubjectSurface {
+    pub grid: WorkingGrid,
+    /// Distance (mm) to the nearest skin cell.
+    pub distance: Field<f32>,
+    pub in_fov: Field<bool>,
+}
+
+impl SubjectSurface {
+    pub fn new(head: &HeadMask, grid: WorkingGrid, in_fov: &Field<bool>) -> Self {
+        // Only boundaries against real air count as skin: where the head touches the edge of
+        // the field of view, the boundary is the cut, not the skin.
+        let skin = boundary(&head.mask, |nb| in_fov.data[nb]);
+        let distance = distance_sq(&skin, grid.spacing).map(|d| d.sqrt());
+        SubjectSurface {
+            grid,
+            distance,
+            in_fov: in_fov.clone(),
+        }
+    }
+}
+
+/// Template world → subject world.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadFit {
+    pub matrix: Matrix4<f64>,
+    /// translation (mm), rotation about x, y, z (degrees), log scale per axis
+    pub params: [f64; 9],
+    /// Mean distance (mm) between the fitted template surface and the subject's skin, over the
+    /// template surface points inside the field of view (distances capped at 20 mm).
+    pub mean_distance_mm: f64,
+    /// Share of those points within 5 mm of the skin.
+    pub inlier_fraction: f64,
+    /// Share of template surface points inside the subject's field of view.
+    pub in_fov_fraction: f64,
+}
+
+struct Problem<'a> {
+    surface: &'a SubjectSurface,
+    points: Vec<[f64; 3]>,
+    centre: [f64; 3],
+    cap_mm: f64,
+}
+
+fn matrix(p: &[f64; 9], centre: [f64; 3]) -> Matrix4<f64> {
+    let r = Rotation3::from_euler_angles(p[3].to_radians(), p[4].to_radians(), p[5].to_radians());
+    let s = Matrix3::from_diagonal(&Vector3::new(p[6].exp(), p[7].exp(), p[8].exp()));
+    let a = r.matrix() * s;
+    let c = Vector3::from(centre);
+    let t = c + Vector3::new(p[0], p[1], p[2]) - a * c;
+    let mut m = Matrix4::identity();
+    m.fixed_view_mut::<3, 3>(0, 0).copy_from(&a);
+    m.fixed_view_mut::<3, 1>(0, 3).copy_from(&t);
+    m
+}
+
+/// Scales beyond ±20 % (children to large adults are within it) and rotations beyond 45° are
+/// penalised: they only ever win on a bad surface.
+fn prior(p: &[f64; 9]) -> f64 {
+    let mut pen = 0.0;
+    for &ls in &p[6..9] {
+        let over = (ls.abs() - 0.2).max(0.0);
+        pen += 2000.0 * over * over;
+    }
+    for &deg in &p[3..6] {
+        let over = (deg.abs() - 45.0).max(0.0);
+        pen += 0.5 * over * over;
+    }
+    pen
+}
+
+impl Problem<'_> {
+    /// Truncated mean squared distance; a point outside the field of view costs as much as one
+    /// at `cap/√2`: less than a miss, so cropped scans still fit, but enough that pushing the
+    /// template out of view does not pay.
+    fn cost(&self, p: &[f64; 9]) -> f64 {
+        let m = matrix(p, self.centre);
+        let cap2 = self.cap_mm * self.cap_mm;
+        let g = &self.surface.grid;
+        let mut sum = 0.0;
+        for x in &self.points {
+            let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
+            let w = [w[0], w[1], w[2]];
+            let inside = g
+                .nearest(w)
+                .map(|c| self.surface.in_fov.data[c])
+                .unwrap_or(false);
+            if !inside {
+                sum += 0.5 * cap2;
+                continue;
+            }
+            let d = trilinear(&self.surface.distance.data, g.dims, g.to_grid(w))
+                .unwrap_or(self.cap_mm as f32) as f64;
+            sum += (d * d).min(cap2);
+        }
+        sum / self.points.len().max(1) as f64 + prior(p)
+    }
+
+    fn quality(&self, p: &[f64; 9]) -> (f64, f64, f64) {
+        let m = matrix(p, self.centre);
+        let g = &self.surface.grid;
+        let (mut n_in, mut sum, mut inl) = (0usize, 0.0, 0usize);
+        for x in &self.points {
+            let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
+            let w = [w[0], w[1], w[2]];
+            if !g
+                .nearest(w)
+                .map(|c| self.surface.in_fov.data[c])
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let d =
+                trilinear(&self.surface.distance.data, g.dims, g.to_grid(w)).unwrap_or(20.0) as f64;
+            n_in += 1;
+            sum += d.min(20.0);
+            inl += (d <= 5.0) as usize;
+        }
+        let n = n_in.max(1) as f64;
+        (
+            sum / n,
+            inl as f64 / n,
+            n_in as f64 / self.points.len().max(1) as f64,
+        )
+    }
+}
+
+/// Nelder–Mead minimisation from `x0` with initial steps `step`.
+fn nelder_mead(
+    f: &dyn Fn(&[f64; 9]) -> f64,
+    x0: [f64; 9],
+    step: [f64; 9],
+    max_evals: usize,
+) -> ([f64; 9], f64) {
+    let mut simplex: Vec<([f64; 9], f64)> = Vec::with_capacity(10);
+    simplex.push((x0, f(&x0)));
+    for i in 0..9 {
+        let mut x = x0;
+        x[i] += step[i];
+        simplex.push((x, f(&x)));
+    }
+    let mut evals = 10;
+    let lerp = |a: &[f64; 9], b: &[f64; 9], t: f64| -> [f64; 9] {
+        std::array::from_fn(|i| a[i] + t * (b[i] - a[i]))
+    };
+    while evals < max_evals {
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+        if (simplex[9].1 - simplex[0].1).abs() < 1e-4 * (1.0 + simplex[0].1.abs()) {
+            break;
+        }
+        let centroid: [f64; 9] =
+            std::array::from_fn(|i| simplex[..9].iter().map(|s| s.0[i]).sum::<f64>() / 9.0);
+        let worst = simplex[9];
+        let refl = lerp(&centroid, &worst.0, -1.0);
+        let fr = f(&refl);
+        evals += 1;
+        if fr < simplex[0].1 {
+            let exp = lerp(&centroid, &worst.0, -2.0);
+            let fe = f(&exp);
+            evals += 1;
+            simplex[9] = if fe < fr { (exp, fe) } else { (refl, fr) };
+        } else if fr < simplex[8].1 {
+            simplex[9] = (refl, fr);
+        } else {
+            let (c, fc) = if fr < worst.1 {
+                let c = lerp(&centroid, &refl, 0.5);
+                (c, f(&c))
+            } else {
+                let c = lerp(&centroid, &worst.0, 0.5);
+                (c, f(&c))
+            };
+            evals += 1;
+            if fc < worst.1.min(fr) {
+                simplex[9] = (c, fc);
+            } else {
+                let best = simplex[0].0;
+                for s in simplex.iter_mut().skip(1) {
+                    s.0 = lerp(&best, &s.0, 0.5);
+                    s.1 = f(&s.0);
+                }
+                evals += 9;
+            }
+        }
+    }
+    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    (simplex[0].0, simplex[0].1)
+}
+
+/// A point at the top of the head, horizontally at the centre of its upper part: necks and
+/// shoulders vary too much for the whole-head centroid to be a reliable anchor.
+fn anchor(points: impl Iterator<Item = [f64; 3]>) -> Option<[f64; 3]> {
+    let pts: Vec<[f64; 3]> = points.collect();
+    let top = pts.iter().map(|p| p[2]).fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return None;
+    }
+    let upper: Vec<&[f64; 3]> = pts.iter().filter(|p| p[2] > top - 60.0).collect();
+    let n = upper.len() as f64;
+    Some([
+        upper.iter().map(|p| p[0]).sum::<f64>() / n,
+        upper.iter().map(|p| p[1]).sum::<f64>() / n,
+        top,
+    ])
+}
+
+/// Fits the template to the subject's head. `None` when there is no head surface.
+pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<HeadFit> {
+    let all = template.points(label::FIT_SURFACE);
+    if all.is_empty() {
+        return None;
+    }
+    let n = all.len() as f64;
+    let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
+    let g = surface.grid;
+    let subject_anchor = anchor(head.mask.data.iter().enumerate().filter(|(_, &h)| h).map(
+        |(c, _)| {
+            let [i, j, k] = head.mask.coords(c);
+            g.world(i, j, k)
+        },
+    ))?;
+    let template_anchor = anchor(template.points(label::HEAD).into_iter())?;
+    let t0 = [0, 1, 2].map(|a| subject_anchor[a] - template_anchor[a]);
+
+    // Prime strides spread the subsample over the whole surface (the points are in grid order).
+    let coarse = Problem {
+        surface,
+        points: all.iter().step_by(37).copied().collect(),
+        centre,
+        cap_mm: 15.0,
+    };
+    let mut starts = Vec::new();
+    for &rx in &[-20.0, 0.0, 20.0] {
+        for &ry in &[-15.0, 0.0, 15.0] {
+            for &rz in &[-20.0, 0.0, 20.0] {
+                starts.push([t0[0], t0[1], t0[2], rx, ry, rz, 0.0, 0.0, 0.0]);
+            }
+        }
+    }
+    let step = [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 0.05, 0.05, 0.05];
+    let mut results: Vec<(usize, [f64; 9], f64)> = starts
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (x, c) = nelder_mead(&|p| coarse.cost(p), *s, step, 300);
+            (i, x, c)
+        })
+        .collect();
+    results.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
+
+    let fine = Problem {
+        surface,
+        points: all.iter().step_by(7).copied().collect(),
+        centre,
+        cap_mm: 8.0,
+    };
+    let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
+    let refined: Vec<(usize, [f64; 9], f64)> = results
+        .iter()
+        .take(2)
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|(i, x, _)| {
+            // a restart lets a collapsed simplex open up again
+            let (x1, _) = nelder_mead(&|p| fine.cost(p), *x, small, 500);
+            let (x2, c2) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
+            (*i, x2, c2)
+        })
+        .collect();
+    let best = refined
+        .iter()
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?;
+    let (mean, inl, fov) = fine.quality(&best.1);
+    Some(HeadFit {
+        matrix: matrix(&best.1, centre),
+        params: best.1,
+        mean_distance_mm: mean,
+        inlier_fraction: inl,
+        in_fov_fraction: fov,
+    })
+}
