@@ -72,6 +72,15 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     ]
 }
 
+fn normalize(a: [f64; 3]) -> [f64; 3] {
+    let n = dot(a, a).sqrt();
+    if n > 0.0 {
+        a.map(|x| x / n)
+    } else {
+        a
+    }
+}
+
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
@@ -91,6 +100,9 @@ pub struct RenderOptions {
     pub max_grid_dim: usize,
     /// Skin level in physical units; `None` chooses it per volume and modality.
     pub skin_level: Option<f32>,
+    /// Where the light comes from, relative to the viewer (0, 0 = a headlight). The default,
+    /// 30° above the viewer, shades brows, nose and lips as photographs do.
+    pub light: View,
 }
 
 impl Default for RenderOptions {
@@ -100,6 +112,10 @@ impl Default for RenderOptions {
             grid_mm: 1.0,
             max_grid_dim: 320,
             skin_level: None,
+            light: View {
+                yaw_deg: 0.0,
+                pitch_deg: 30.0,
+            },
         }
     }
 }
@@ -130,6 +146,7 @@ pub struct SkinScene {
     level: f32,
     framing: Framing,
     size: u32,
+    light: View,
     /// Maximum over each BLOCK³ cell (plus the next layer, which trilinear reads): rays cross
     /// empty cells in big steps.
     block_max: Vec<f32>,
@@ -154,7 +171,7 @@ impl SkinScene {
                 format!("nothing exceeds the skin level {level}"),
             )
         })?;
-        Ok(Self::assemble(grid, level, framing, opts.size))
+        Ok(Self::assemble(grid, level, framing, opts.size, opts.light))
     }
 
     /// Prepares `vol` with the grid, skin level and framing of `reference`, so that both render
@@ -168,10 +185,11 @@ impl SkinScene {
             reference.level,
             reference.framing,
             reference.size,
+            reference.light,
         ))
     }
 
-    fn assemble(grid: WorldGrid, level: f32, framing: Framing, size: u32) -> Self {
+    fn assemble(grid: WorldGrid, level: f32, framing: Framing, size: u32, light: View) -> Self {
         let block_dims = grid.dims.map(|d| d.div_ceil(BLOCK));
         let mut block_max = vec![f32::NEG_INFINITY; block_dims.iter().product()];
         for k in 0..grid.dims[2] {
@@ -197,6 +215,7 @@ impl SkinScene {
             level,
             framing,
             size,
+            light,
             block_max,
             block_dims,
         }
@@ -348,11 +367,17 @@ impl SkinScene {
         add_scaled(o, d, distance)
     }
 
-    /// Shaded picture of the skin seen from `view`: Lambert plus a little Phong highlight with
-    /// the light at the viewer, black background.
+    /// Shaded picture of the skin seen from `view`: Lambert plus a little Phong highlight from
+    /// the scene's light, black background.
     pub fn render(&self, view: &View) -> GrayImage {
         let size = self.size as usize;
         let (eye, _, _) = view.basis();
+        let (light, _, _) = View {
+            yaw_deg: view.yaw_deg + self.light.yaw_deg,
+            pitch_deg: view.pitch_deg + self.light.pitch_deg,
+        }
+        .basis();
+        let half = normalize([eye[0] + light[0], eye[1] + light[1], eye[2] + light[2]]);
         let max_t = 2.0 * self.framing.radius;
         let mut pixels = vec![0u8; size * size];
         pixels
@@ -362,8 +387,9 @@ impl SkinScene {
                 for (col, px) in line.iter_mut().enumerate() {
                     let (o, d) = self.pixel_ray(view, col as f64, row as f64);
                     if let Some(hit) = self.cast(o, d, max_t) {
-                        let lambert = dot(hit.normal, eye).max(0.0);
-                        let shade = 0.12 + 0.78 * lambert + 0.10 * lambert.powi(24);
+                        let lambert = dot(hit.normal, light).max(0.0);
+                        let spec = dot(hit.normal, half).max(0.0).powi(24);
+                        let shade = 0.12 + 0.78 * lambert + 0.10 * spec;
                         *px = (shade * 255.0).round().clamp(0.0, 255.0) as u8;
                     }
                 }
