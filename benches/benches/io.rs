@@ -44,7 +44,7 @@ fn bench_io(c: &mut Criterion) {
     });
     g.bench_function("load+save", |b| {
         b.iter(|| {
-            let v = load(&[ch2.clone()]).unwrap();
+            let v = load(std::slice::from_ref(&ch2)).unwrap();
             save(&v[0], &dir.join("ch2.nii.gz"), &opts).unwrap();
         })
     });
@@ -62,7 +62,7 @@ fn bench_io(c: &mut Criterion) {
     g.bench_function("load+save", |b| {
         b.iter(|| {
             let _ = std::fs::remove_dir_all(dir.join("philips"));
-            let v = load(&[philips.clone()]).unwrap();
+            let v = load(std::slice::from_ref(&philips)).unwrap();
             save(&v[0], &dir.join("philips"), &opts).unwrap();
         })
     });
