@@ -69,8 +69,8 @@ mni_to_pd = matrix(fit.x)
 print("pydeface<-MNI fit: correlation %.3f" % -fit.fun)
 
 # --- 2. output grid: 2 mm, MNI world, large enough for the whole pydeface head + air in front ---
-origin = np.array([-100.0, -140.0, -150.0])
-shape = (101, 156, 131)  # x -100..100, y -140..170, z -150..110
+origin = np.array([-100.0, -140.0, -190.0])
+shape = (101, 156, 151)  # x -100..100, y -140..170, z -190..110 (room below the chin)
 aff = np.diag([2.0, 2.0, 2.0, 1.0])
 aff[:3, 3] = origin
 grid = np.indices(shape).reshape(3, -1).astype(float)
@@ -126,11 +126,14 @@ front_of_brain = np.zeros(shape, bool)
 any_brain_ahead = np.flip(np.logical_or.accumulate(np.flip(brain, 1), 1), 1)
 front_of_brain = ~any_brain_ahead
 upper_face = front_of_brain & (Z < 10) & (Z > -60) & (Y > 40) & (np.abs(X) < 72) & (brain_dist > 10)
-face = ((Ft < 0.5) | upper_face) & (Z > -135)
+# Below the pydeface grid the wedge continues straight down (y > 30): long faces and open mouths
+# put the chin lower than the average head's.
+lower_face = (Z < -120) & (Y > 30) & (np.abs(X) < 72)
+face = (Ft < 0.5) | upper_face | lower_face
 
 # Ears: outside the brain + 10 mm, lateral, around the external ear. In MNI world the ear canal
 # is near y = -20, z = -45; the auricle reaches ~35 mm above and below it and ~40 mm behind; heads vary, so the box is wider.
-ears = (np.abs(X) > 60) & (Y > -70) & (Y < 20) & (Z > -95) & (Z < 0) & (brain_dist > 10)
+ears = (np.abs(X) > 60) & (Y > -75) & (Y < 35) & (Z > -110) & (Z < 0) & (brain_dist > 10)
 
 # Fit surface: head boundary voxels, above the neck (z > -100: necks and shoulders vary between
 # people and are often cut off), not on the pydeface field-of-view edge.

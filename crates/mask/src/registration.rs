@@ -165,7 +165,7 @@ fn nelder_mead(
     };
     while evals < max_evals {
         simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if (simplex[9].1 - simplex[0].1).abs() < 1e-4 * (1.0 + simplex[0].1.abs()) {
+        if (simplex[9].1 - simplex[0].1).abs() < 1e-6 * (1.0 + simplex[0].1.abs()) {
             break;
         }
         let centroid: [f64; 9] =
@@ -274,6 +274,13 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         cap_mm: 8.0,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
+    let polish = Problem {
+        surface,
+        points: all.iter().step_by(2).copied().collect(),
+        centre,
+        cap_mm: 6.0,
+    };
+    let tiny = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 0.01, 0.01];
     let refined: Vec<(usize, [f64; 9], f64)> = results
         .iter()
         .take(2)
@@ -282,14 +289,17 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         .map(|(i, x, _)| {
             // a restart lets a collapsed simplex open up again
             let (x1, _) = nelder_mead(&|p| fine.cost(p), *x, small, 500);
-            let (x2, c2) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
-            (*i, x2, c2)
+            let (x2, _) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
+            // final polish on a denser sample with a tighter cap: the cranium is nearly round,
+            // so pitch is weakly determined and needs the detail
+            let (x3, c3) = nelder_mead(&|p| polish.cost(p), x2, tiny, 600);
+            (*i, x3, c3)
         })
         .collect();
     let best = refined
         .iter()
         .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?;
-    let (mean, inl, fov) = fine.quality(&best.1);
+    let (mean, inl, fov) = polish.quality(&best.1);
     Some(HeadFit {
         matrix: matrix(&best.1, centre),
         params: best.1,
