@@ -11,6 +11,13 @@ use crate::{Fill, Region};
 /// kept tissue, so no hard edge marks where the face was.
 const BLEND_SIGMA_MM: f64 = 3.0;
 
+/// The level of the smoothed shape taken as the new surface (see [`smooth_shape`]).
+const SHAPE_LEVEL: f32 = 0.3;
+
+/// The level that erodes a smoothed shape by about one sigma from a flat surface; a cylinder of
+/// radius 1.5 sigma (a nose, for sigma 10 mm) peaks below it and vanishes.
+const ERODE_LEVEL: f32 = 0.85;
+
 /// Sigma of the smoothing that turns independent tissue draws into a tissue-like texture.
 const TEXTURE_SIGMA_MM: f64 = 1.5;
 
@@ -81,6 +88,47 @@ pub(crate) fn bounding_box(
     Some([0, 1, 2].map(|a| (lo[a].saturating_sub(pad[a]), (hi[a] + pad[a]).min(sh[a]))))
 }
 
+/// The shape the blur method smooths: the subject's head, united with the fitted template head
+/// where there is one. The head mask alone has tunnels (nasal and oral cavities, sinuses, the
+/// faint lower face of head-coil images); smoothing it would carve those into the surface as
+/// holes that read as eyes and a mouth.
+pub(crate) fn subject_envelope(region: &Region) -> Array3<bool> {
+    match region.template_head {
+        Some(t) => Zip::from(&region.head).and(&t).map_collect(|&h, &t| h || t),
+        None => region.head.to_owned(),
+    }
+}
+
+/// A plain version of a head shape: an opening (erode, then dilate, each by about one sigma,
+/// both as levels of a Gaussian-smoothed indicator) removes every protrusion narrower than
+/// about three sigmas — the nose, lips, chin point — and a last smoothing at a level below ½
+/// bulges over the concavities (eye sockets) instead of cutting into them.
+fn smooth_shape(shape: &Array3<bool>, vox: [f64; 3], sigma_mm: f64) -> Array3<bool> {
+    let indicator = |a: &Array3<bool>| a.mapv(|m| m as u8 as f32);
+    let eroded = gaussian_blur_mm(&indicator(shape), vox, sigma_mm).mapv(|g| g >= ERODE_LEVEL);
+    let opened =
+        gaussian_blur_mm(&indicator(&eroded), vox, sigma_mm).mapv(|g| g >= 1.0 - ERODE_LEVEL);
+    gaussian_blur_mm(&indicator(&opened), vox, sigma_mm / 2.0).mapv(|g| g >= SHAPE_LEVEL)
+}
+
+/// Median of `values` where `weights` > 0.
+fn median_where(values: &Array3<f32>, weights: &Array3<f32>) -> Option<f32> {
+    let mut v: Vec<f32> = Zip::from(values)
+        .and(weights)
+        .fold(Vec::new(), |mut acc, &x, &w| {
+            if w > 0.0 && x.is_finite() {
+                acc.push(x);
+            }
+            acc
+        });
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    Some(*m)
+}
+
 /// What fills the rebuilt shape.
 pub(crate) enum Tissue {
     /// The local mean of the subject's tissue, smoothed with this sigma (mm): no texture, no
@@ -121,10 +169,11 @@ pub(crate) fn rebuild_region(
     let weight = gaussian_blur_mm(&inside, vox, BLEND_SIGMA_MM)
         .mapv(|g| (2.0 * (g - 0.5)).clamp(0.0, 1.0))
         * &inside;
-    // The new surface: the 50% level of the smoothed shape. Narrow features (nose, lips, eye
-    // sockets) are thinner than the kernel and vanish.
-    let shape_f = head_like.slice(sl).mapv(|m| m as u8 as f32);
-    let shape = gaussian_blur_mm(&shape_f, vox, shape_sigma_mm).mapv(|g| g >= 0.5);
+    // The new surface: a level of the smoothed shape. Narrow features (nose, lips) are thinner
+    // than the kernel and vanish. The level is below ½ so that the surface bulges out over
+    // concavities instead of cutting into the head: cutting in would open the nasal and oral
+    // cavities behind the region, holes that read as eyes and mouth.
+    let shape = smooth_shape(&head_like.slice(sl).to_owned(), vox, shape_sigma_mm);
     let head = region.head.slice(sl).mapv(|m| m as u8 as f32);
     let background = background_pools(vol, region);
     let nt = vol.dims()[3];
@@ -135,9 +184,17 @@ pub(crate) fn rebuild_region(
             Tissue::SmoothMean { sigma_mm } => {
                 let num = gaussian_blur_mm(&(&frame * &head), vox, sigma_mm);
                 let den = gaussian_blur_mm(&head, vox, sigma_mm);
-                Zip::from(&num)
-                    .and(&den)
-                    .map_collect(|&n, &d| if d > 1e-3 { n / d } else { f32::NAN })
+                // Where the coil's signal fades (lower face in head coils) the local mean can
+                // fall below the skin level and render as a hole; the head's median tissue
+                // value is the floor.
+                let floor = median_where(&frame, &head).unwrap_or(f32::NAN);
+                Zip::from(&num).and(&den).map_collect(|&n, &d| {
+                    if d > 1e-3 {
+                        (n / d).max(floor)
+                    } else {
+                        f32::NAN
+                    }
+                })
             }
             Tissue::Texture => {
                 let pool: Vec<f32> = Zip::from(&frame).and(&head).and(&change).fold(

@@ -99,7 +99,7 @@ pub fn apply(vol: &mut Volume, region: &Region, method: &Method, air_stored: f64
         Method::Blur { sigma_mm, fill } => blur::rebuild_region(
             vol,
             region,
-            region.head,
+            blur::subject_envelope(region).view(),
             *sigma_mm,
             blur::Tissue::SmoothMean {
                 sigma_mm: *sigma_mm,

@@ -4,11 +4,14 @@ use defacer_apply::{apply, Fill, Method, Region};
 use defacer_volume::{Affine, Modality, Scaling, Volume, Voxels};
 use ndarray::{Array3, Array4};
 
-/// A 40³ "head": a noisy ball of tissue (values 400–600) in background noise (0–20), with a
-/// face region = the +y cap of the ball and the air in front of it.
+/// An 80³ "head": a noisy ball of tissue (values 400–600, radius 32 voxels) in background noise
+/// (0–20), with a nose, and a face region = the +y cap of the ball and the air in front of it.
+const N: usize = 80;
+const C: usize = 40;
+
 fn scene() -> (Volume, Array3<bool>, Array3<bool>) {
-    let n = 40;
-    let c = 20.0;
+    let n = N;
+    let c = C as f64;
     let mut data = Array4::<i16>::zeros((n, n, n, 1));
     let mut head = Array3::from_elem((n, n, n), false);
     let mut face = Array3::from_elem((n, n, n), false);
@@ -16,15 +19,15 @@ fn scene() -> (Volume, Array3<bool>, Array3<bool>) {
         let (x, y, z) = (i as f64 - c, j as f64 - c, k as f64 - c);
         let r = (x * x + y * y + z * z).sqrt();
         let h = (i * 7919 + j * 104729 + k * 1299709) % 200;
-        // A ball with a "nose": a 6×6 voxel bar sticking 5 voxels out of the face.
-        let nose = x.abs() < 3.0 && z.abs() < 3.0 && (14.0..20.0).contains(&y);
-        if r < 15.0 || nose {
+        // A ball with a "nose": a 10×6 voxel bar sticking 6 voxels out of the face.
+        let nose = x.abs() < 5.0 && z.abs() < 3.0 && (30.0..38.0).contains(&y);
+        if r < 32.0 || nose {
             *v = 400 + h as i16;
             head[[i, j, k]] = true;
         } else {
             *v = (h % 21) as i16;
         }
-        face[[i, j, k]] = y > 4.0 && x.abs() < 10.0 && z.abs() < 10.0;
+        face[[i, j, k]] = y > 20.0 && x.abs() < 22.0 && z.abs() < 22.0;
     }
     let affine = Affine::from_row_major([
         [1.2, 0.0, 0.0, 0.0],
@@ -53,8 +56,12 @@ fn run(method: &Method) -> (Volume, Volume, Array3<bool>) {
     let (orig, head, face) = scene();
     // The template face: a flatter cap than the subject's.
     let template = Array3::from_shape_fn(face.raw_dim(), |(i, j, k)| {
-        let (x, y, z) = (i as f64 - 20.0, j as f64 - 20.0, k as f64 - 20.0);
-        (x * x + (1.3 * y) * (1.3 * y) + z * z).sqrt() < 15.0
+        let (x, y, z) = (
+            i as f64 - C as f64,
+            j as f64 - C as f64,
+            k as f64 - C as f64,
+        );
+        (x * x + (1.3 * y) * (1.3 * y) + z * z).sqrt() < 32.0
     });
     let mut out = orig.clone();
     let region = Region {
@@ -114,15 +121,16 @@ fn blur_flattens_the_nose_and_smooths_the_tissue() {
     });
     let (a, b) = (orig.voxels.frame_f32(0), out.voxels.frame_f32(0));
     // The tip of the nose is air now.
-    assert!(a[[20, 37, 20]] >= 400.0);
-    assert!(b[[20, 37, 20]] < 50.0, "nose tip {}", b[[20, 37, 20]]);
+    let tip = [C, C + 36, C];
+    assert!(a[tip] >= 400.0);
+    assert!(b[tip] < 50.0, "nose tip {}", b[tip]);
     // Deep in the face (5+ voxels from the region's edge, where the blend is complete), tissue
     // neighbours differ far less than the input's ±100 texture.
     let spread = |f: &Array3<f32>| {
         let (mut s, mut n) = (0.0f64, 0usize);
-        for i in 16..24 {
-            for j in 30..33 {
-                for k in 16..24 {
+        for i in C - 5..C + 5 {
+            for j in C + 25..C + 29 {
+                for k in C - 5..C + 5 {
                     let (p, q) = (f[[i, j, k]], f[[i + 1, j, k]]);
                     if face[[i, j, k]] && p > 300.0 && q > 300.0 {
                         s += (q - p).abs() as f64;
@@ -142,12 +150,14 @@ fn blur_flattens_the_nose_and_smooths_the_tissue() {
 fn reface_puts_tissue_where_the_template_head_is() {
     let (_, out, face) = run(&Method::Reface { fill: Fill::Air });
     let b = out.voxels.frame_f32(0);
-    // Deep inside the template cap (y = 9, centre) the value is tissue-like.
-    let v = b[[20, 29, 20]];
-    assert!(face[[20, 29, 20]]);
+    // Inside the template head, in the face region, the value is tissue-like.
+    let inside = [C, C + 22, C];
+    assert!(face[inside]);
+    let v = b[inside];
     assert!((300.0..=650.0).contains(&v), "tissue value {v}");
-    // Far in front of the template head it is air.
-    assert!(b[[20, 38, 20]] < 50.0);
+    // In front of the template head, where the subject's nose was, it is air.
+    let nose = [C, C + 34, C];
+    assert!(b[nose] < 50.0, "nose {}", b[nose]);
 }
 
 #[test]
