@@ -66,21 +66,27 @@ fn no_face_is_found_after_remove() {
 }
 
 #[test]
-fn no_face_is_found_after_blur_or_reface_of_the_supine_siemens_head() {
+fn no_face_is_found_after_blur_or_reface() {
     let dir = scratch("check-methods");
-    for method in ["blur", "reface"] {
-        let defaced = dir.join(method);
-        let o = defacer(&[
-            "deface",
-            s(&real("mri/siemens_t1_2d_hfs")),
-            "-o",
-            s(&defaced),
-            "--method",
-            method,
-        ]);
-        assert!(o.status.success(), "{method}: {}", out(&o));
-        let o = defacer(&["check", s(&defaced)]);
-        assert_eq!(o.status.code(), Some(0), "{method}: {}", out(&o));
+    for head in [
+        "mri/philips_mprage_t1",
+        "mri/siemens_t1_2d_hfs",
+        "ct/invesalius_ct.nii.gz",
+    ] {
+        for method in ["blur", "reface"] {
+            let defaced = dir.join(format!("{method}-{}", head.replace('/', "_")));
+            let o = defacer(&[
+                "deface",
+                s(&real(head)),
+                "-o",
+                s(&defaced),
+                "--method",
+                method,
+            ]);
+            assert!(o.status.success(), "{head} {method}: {}", out(&o));
+            let o = defacer(&["check", s(&defaced)]);
+            assert_eq!(o.status.code(), Some(0), "{head} {method}: {}", out(&o));
+        }
     }
 }
 
