@@ -34,8 +34,8 @@ fn reslice(v: &Volume, perm: [usize; 3], flip: [bool; 3]) -> Volume {
     let mut view = old.view().permuted_axes(perm);
     let dims = view.shape().to_vec();
     let mut m = Matrix4::identity();
-    for a in 0..3 {
-        if flip[a] {
+    for (a, &flipped) in flip.iter().enumerate() {
+        if flipped {
             view.invert_axis(Axis(a));
         }
         let col: Vector3<f64> = v.affine.0.fixed_view::<3, 1>(0, perm[a]).into_owned();
@@ -57,8 +57,8 @@ fn reslice(v: &Volume, perm: [usize; 3], flip: [bool; 3]) -> Volume {
 /// The mask of a resliced volume, brought back onto the original grid.
 fn unslice(mask: &Array3<bool>, perm: [usize; 3], flip: [bool; 3]) -> Array3<bool> {
     let mut view = mask.view();
-    for a in 0..3 {
-        if flip[a] {
+    for (a, &flipped) in flip.iter().enumerate() {
+        if flipped {
             view.invert_axis(Axis(a));
         }
     }
