@@ -177,11 +177,11 @@ pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
     let n = mask.data.len();
     let mut outside = vec![false; n];
     let mut stack = Vec::new();
-    for c in 0..n {
+    for (c, out) in outside.iter_mut().enumerate() {
         let [i, j, k] = mask.coords(c);
         let border = i == 0 || j == 0 || k == 0 || i + 1 == nx || j + 1 == ny || k + 1 == nz;
         if border && !mask.data[c] {
-            outside[c] = true;
+            *out = true;
             stack.push(c);
         }
     }

@@ -72,7 +72,7 @@ fn mri_threshold(values: &[f32]) -> Option<f64> {
     let pct = |p: f64| v[((v.len() - 1) as f64 * p) as usize] as f64;
     let lo = pct(0.0);
     let hi = pct(0.995);
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     const BINS: usize = 256;

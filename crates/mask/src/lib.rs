@@ -426,11 +426,12 @@ fn to_native(
     let cell: Vec<u8> = (0..labels.data.len())
         .into_par_iter()
         .map(|c| {
-            (region.face.data[c] as u8) * FACE
-                | ((ears && region.ears.data[c]) as u8) * EARS
-                | (brain.protected.data[c] as u8) * PROTECTED
-                | (head.data[c] as u8) * HEAD
-                | ((labels.data[c] & label::HEAD != 0) as u8) * TEMPLATE_HEAD
+            let bit = |on: bool, b: u8| if on { b } else { 0 };
+            bit(region.face.data[c], FACE)
+                | bit(ears && region.ears.data[c], EARS)
+                | bit(brain.protected.data[c], PROTECTED)
+                | bit(head.data[c], HEAD)
+                | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD)
         })
         .collect();
     // CT bone is kept at native resolution, where it is sharp.

@@ -276,7 +276,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let polish = Problem {
         surface,
-        points: all.iter().step_by(2).copied().collect(),
+        points: all.iter().step_by(3).copied().collect(),
         centre,
         cap_mm: 6.0,
     };
@@ -292,7 +292,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
             let (x2, _) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
             // final polish on a denser sample with a tighter cap: the cranium is nearly round,
             // so pitch is weakly determined and needs the detail
-            let (x3, c3) = nelder_mead(&|p| polish.cost(p), x2, tiny, 600);
+            let (x3, c3) = nelder_mead(&|p| polish.cost(p), x2, tiny, 400);
             (*i, x3, c3)
         })
         .collect();

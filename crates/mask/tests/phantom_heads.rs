@@ -170,6 +170,6 @@ fn a_ball_is_not_a_head() {
     if let Ok(m) = &r {
         eprintln!("{:#?}", m.report);
     }
-    let e = r.err().expect("a ball must be refused");
+    let e = r.expect_err("a ball must be refused");
     assert!(e.to_string().contains("fit"), "{e}");
 }
