@@ -10,6 +10,7 @@
 #   - the I/O floor: `gzip -dc | gzip -6` of the same data (NIfTI), `cp -r` (DICOM);
 #   - defacer info (load only), defacer deface per method;
 #   - quickshear on ch2 with the ch2bet brain mask;
+#   - defacer check (21 renders + face detection) on ch2;
 #   - a folder of 20 volumes with --jobs 1 and --jobs 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,8 @@ hyperfine --warmup 1 --runs 5 --export-json "$OUT/ch2.json" --export-markdown "$
   -n remove "$BIN deface $CH2 -o $W/remove.nii.gz --overwrite" \
   -n blur "$BIN deface $CH2 -o $W/blur.nii.gz --method blur --overwrite" \
   -n reface "$BIN deface $CH2 -o $W/reface.nii.gz --method reface --overwrite" \
-  -n quickshear "quickshear $CH2 $W/ch2bet_mask.nii.gz $W/quickshear.nii.gz"
+  -n quickshear "quickshear $CH2 $W/ch2bet_mask.nii.gz $W/quickshear.nii.gz" \
+  -n check "$BIN check $CH2 || true"
 
 hyperfine --warmup 1 --runs 5 --export-json "$OUT/philips.json" --export-markdown "$OUT/philips.md" \
   -n floor-copy "rm -rf $W/cp && cp -r $PHILIPS $W/cp" \
