@@ -1,30 +1,11 @@
 //! `defacer check` on real heads: it finds the faces, finds none after `deface`, and is not
 //! fooled by a defacing that only takes the nose.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
+use support::{defacer, out, s};
 
 use defacer_testkit::{real, scratch, workspace_root};
 use defacer_volume::{load, save, SaveOptions};
-
-fn defacer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_defacer"))
-        .args(args)
-        .output()
-        .expect("cannot run defacer")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Heads whose whole face (eyes, nose, mouth) is in the field of view.
 const FULL_FACES: [&str; 4] = [

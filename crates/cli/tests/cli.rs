@@ -1,25 +1,12 @@
 //! The real binary on real volumes: exit codes, outputs, invariants.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod support;
+use support::{defacer, s, stderr};
 
 use defacer_testkit::{real, scratch};
 use defacer_volume::{load, Volume};
-
-fn defacer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_defacer"))
-        .args(args)
-        .output()
-        .expect("cannot run defacer")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn load_one(p: &Path) -> Volume {
     let mut v = load(&[p.to_path_buf()]).unwrap_or_else(|e| panic!("{e}"));
