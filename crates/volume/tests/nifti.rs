@@ -226,6 +226,7 @@ fn real_volumes_match_nibabel() {
     for rel in REAL_NIFTI {
         assert_matches_nibabel(&real(rel), &tmp);
     }
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]
@@ -260,6 +261,7 @@ fn real_volumes_round_trip() {
         // Changing only the compression keeps every byte of the decompressed file.
         assert_round_trip(&input, &tmp.join(format!("out{n}.nii")), &tmp);
     }
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// Variants of real volumes written by nibabel into `dir`, by name.
@@ -360,6 +362,7 @@ fn nibabel_variants_load_and_round_trip() {
     assert_identifying_scrubbed(&tmp.join("t2w_identifying.nii.gz"), &out_dir, true);
     assert_identifying_scrubbed(&tmp.join("t2w_nifti2_identifying.nii"), &out_dir, false);
     assert_identifying_scrubbed(&tmp.join("t2w_pair_identifying.hdr"), &out_dir, false);
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// The identifying content nibabel put in `input` is reported, and absent from every byte of

@@ -9,6 +9,29 @@ use defacer_testkit::{real, scratch};
 use defacer_volume::{nifti, Error, SaveOptions};
 use nifti_support::raw_bytes;
 
+/// A scratch directory removed when the test ends (pass or fail): these hold damaged copies of
+/// a 7 MB volume.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        Dir(scratch(name))
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The decompressed bytes of the real ch2 volume (NIfTI-1, little-endian, uint8, sform).
 fn ch2() -> Vec<u8> {
     raw_bytes(&real("mri/ch2.nii.gz"))
@@ -49,7 +72,7 @@ fn put_f32(b: &mut [u8], off: usize, v: f32) {
 
 #[test]
 fn truncated_header() {
-    let dir = scratch("bad-trunc-hdr");
+    let dir = Dir::new("bad-trunc-hdr");
     let p = write(&dir, "short.nii", &ch2()[..200]);
     assert!(matches!(
         load_error(&p, "truncated header"),
@@ -59,7 +82,7 @@ fn truncated_header() {
 
 #[test]
 fn truncated_data() {
-    let dir = scratch("bad-trunc-data");
+    let dir = Dir::new("bad-trunc-data");
     let b = ch2();
     let p = write(&dir, "half.nii", &b[..b.len() / 2]);
     load_error(&p, "truncated voxel data");
@@ -73,7 +96,7 @@ fn truncated_data() {
 
 #[test]
 fn wrong_magic() {
-    let dir = scratch("bad-magic");
+    let dir = Dir::new("bad-magic");
     let mut b = ch2();
     b[344..348].copy_from_slice(b"xyz\0");
     load_error(&write(&dir, "magic.nii", &b), "magic");
@@ -81,7 +104,7 @@ fn wrong_magic() {
 
 #[test]
 fn wrong_sizeof_hdr() {
-    let dir = scratch("bad-sizeof");
+    let dir = Dir::new("bad-sizeof");
     let mut b = ch2();
     b[0..4].copy_from_slice(&349i32.to_le_bytes());
     load_error(&write(&dir, "sizeof.nii", &b), "sizeof_hdr");
@@ -89,7 +112,7 @@ fn wrong_sizeof_hdr() {
 
 #[test]
 fn dims_not_matching_data() {
-    let dir = scratch("bad-dims");
+    let dir = Dir::new("bad-dims");
     let mut b = ch2();
     put_i16(&mut b, 42, 30000); // dim[1]: far more voxels than the file holds
     load_error(&write(&dir, "dims.nii", &b), "truncated voxel data");
@@ -107,7 +130,7 @@ fn dims_not_matching_data() {
 
 #[test]
 fn absurd_dims_in_gzip_are_refused_before_allocating() {
-    let dir = scratch("bad-absurd");
+    let dir = Dir::new("bad-absurd");
     let mut b = ch2()[..352].to_vec();
     for (i, d) in [(42, 32767), (44, 32767), (46, 32767), (48, 32767)] {
         put_i16(&mut b, i, d);
@@ -122,7 +145,7 @@ fn absurd_dims_in_gzip_are_refused_before_allocating() {
 
 #[test]
 fn vox_offset_beyond_file() {
-    let dir = scratch("bad-voxoffset");
+    let dir = Dir::new("bad-voxoffset");
     let mut b = ch2();
     put_f32(&mut b, 108, 1.0e9);
     load_error(
@@ -136,7 +159,7 @@ fn vox_offset_beyond_file() {
 
 #[test]
 fn nan_affine() {
-    let dir = scratch("bad-nan");
+    let dir = Dir::new("bad-nan");
     let mut b = ch2();
     put_f32(&mut b, 280, f32::NAN); // srow_x[0]; ch2 uses its sform
     let e = load_error(&write(&dir, "nan.nii", &b), "NaN");
@@ -145,7 +168,7 @@ fn nan_affine() {
 
 #[test]
 fn singular_affine() {
-    let dir = scratch("bad-singular");
+    let dir = Dir::new("bad-singular");
     let mut b = ch2();
     for i in 0..4 {
         put_f32(&mut b, 296 + 4 * i, 0.0); // srow_y = 0
@@ -155,7 +178,7 @@ fn singular_affine() {
 
 #[test]
 fn corrupted_gzip() {
-    let dir = scratch("bad-gzip");
+    let dir = Dir::new("bad-gzip");
     let mut b = std::fs::read(real("mri/ch2.nii.gz")).unwrap();
     let mid = b.len() / 2;
     for x in &mut b[mid..mid + 64] {
@@ -171,7 +194,7 @@ fn corrupted_gzip() {
 
 #[test]
 fn unsupported_datatype() {
-    let dir = scratch("bad-dtype");
+    let dir = Dir::new("bad-dtype");
     let mut b = ch2();
     put_i16(&mut b, 70, 32); // complex64
     put_i16(&mut b, 72, 64);
@@ -182,7 +205,7 @@ fn unsupported_datatype() {
 
 #[test]
 fn missing_file() {
-    let dir = scratch("bad-missing");
+    let dir = Dir::new("bad-missing");
     let e = load_error(&dir.join("nothere.nii.gz"), "No such file");
     assert!(matches!(e, Error::Io { .. }));
     // A pair whose .img is missing names the .img.
@@ -198,7 +221,7 @@ fn missing_file() {
 
 #[test]
 fn failed_saves_leave_nothing() {
-    let dir = scratch("bad-save");
+    let dir = Dir::new("bad-save");
     let vol = nifti::load(&real("mri/ch2bet.nii.gz")).unwrap();
     let opts = SaveOptions::default();
     let missing_dir = dir.join("no/such/dir/out.nii.gz");
@@ -226,6 +249,6 @@ fn failed_saves_leave_nothing() {
     );
     let e = nifti::save(&wide, &dir.join("wide.nii"), &opts).unwrap_err();
     assert!(e.to_string().contains("40000"), "{e}");
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(&*dir).unwrap().collect();
     assert!(left.is_empty(), "files left after failed saves: {left:?}");
 }
