@@ -160,6 +160,10 @@ impl MmodNet {
     /// Faces in a grey picture, best first, with scores above `threshold` (dlib's default is 0).
     pub fn detect(&self, img: &image::GrayImage, threshold: f32) -> Vec<Detection> {
         let (input, tiles) = tiled_pyramid(img);
+        if tiles.is_empty() {
+            // An empty picture has no pyramid and no faces.
+            return Vec::new();
+        }
         let scores = self.forward(&input);
         let mut dets: Vec<Detection> = Vec::new();
         for r in 0..scores.h {
@@ -312,6 +316,9 @@ type Tile = (usize, usize, usize, usize);
 fn tile_layout(h: usize, w: usize) -> (Vec<Tile>, usize, usize) {
     const PADDING: i64 = 10;
     let outer = PAD as i64;
+    if h == 0 || w == 0 {
+        return (Vec::new(), 0, 0);
+    }
     let mut sizes = vec![(w as i64, h as i64)];
     let (mut nr, mut nc) = (h as i64, w as i64);
     loop {
@@ -457,4 +464,50 @@ fn nearest_tile(tiles: &[Tile], x: f64, y: f64) -> usize {
         }
     }
     best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> MmodNet {
+        MmodNet::from_bytes(crate::MMOD_WEIGHTS, "embedded").unwrap()
+    }
+
+    #[test]
+    fn truncated_weights_are_refused() {
+        let w = crate::MMOD_WEIGHTS;
+        assert!(MmodNet::from_bytes(&w[..w.len() - 3], "cut").is_err());
+        assert!(MmodNet::from_bytes(&w[..w.len() / 2], "half").is_err());
+    }
+
+    #[test]
+    fn blank_pictures_hold_no_face() {
+        let n = net();
+        assert!(n.detect(&image::GrayImage::new(0, 0), -10.0).is_empty());
+        assert!(n
+            .detect(
+                &image::GrayImage::from_pixel(200, 200, image::Luma([0])),
+                0.0
+            )
+            .is_empty());
+        assert!(n
+            .detect(
+                &image::GrayImage::from_pixel(200, 200, image::Luma([128])),
+                0.0
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn tile_layout_matches_dlib() {
+        // dlib 19/20 places a 320×320 picture's levels at these rectangles (left, top, w, h).
+        let (tiles, h, w) = tile_layout(320, 320);
+        assert_eq!((h, w), (1206, 342));
+        assert_eq!(tiles.len(), 22);
+        assert_eq!(tiles[0], (11, 11, 320, 320));
+        assert_eq!(tiles[4], (11, 1042, 153, 153));
+        assert_eq!(tiles[5], (204, 1068, 127, 127));
+        assert_eq!(tiles[21], (326, 333, 5, 5));
+    }
 }
