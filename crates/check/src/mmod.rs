@@ -160,6 +160,10 @@ impl MmodNet {
     /// Faces in a grey picture, best first, with scores above `threshold` (dlib's default is 0).
     pub fn detect(&self, img: &image::GrayImage, threshold: f32) -> Vec<Detection> {
         let (input, tiles) = tiled_pyramid(img);
+        if tiles.is_empty() {
+            // An empty picture has no pyramid and no faces.
+            return Vec::new();
+        }
         let scores = self.forward(&input);
         let mut dets: Vec<Detection> = Vec::new();
         for r in 0..scores.h {
@@ -232,7 +236,13 @@ fn conv(cv: &Conv, x: &Tensor) -> Tensor {
     let oh = (hp - k) / s + 1;
     let ow = (wp - k) / s + 1;
     // Padded, and for stride 2 split into column phases so the inner loop reads contiguously.
-    let padded = pad_tensor(x, p);
+    // Each row is stored as its `s` column phases one after another (even columns, then odd
+    // ones for stride 2), so every kernel tap reads a contiguous run and the inner loop
+    // vectorises; the sums are the same, in the same order.
+    let padded = split_phases(&pad_tensor(x, p), x.c * hp, wp, s);
+    let phase_start: Vec<usize> = (0..s)
+        .map(|ph| (0..ph).map(|q| (wp - q).div_ceil(s)).sum())
+        .collect();
     let mut out = vec![0f32; cv.out_ch * oh * ow];
     use rayon::prelude::*;
     out.par_chunks_mut(oh * ow)
@@ -248,15 +258,10 @@ fn conv(cv: &Conv, x: &Tensor) -> Tensor {
                         let line = &src[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
                         for kx in 0..k {
                             let wv = cv.weights[wbase + ky * k + kx];
-                            if s == 1 {
-                                let seg = &line[kx..kx + ow];
-                                for (acc, &v) in row_buf.iter_mut().zip(seg) {
-                                    *acc += wv * v;
-                                }
-                            } else {
-                                for (ox, acc) in row_buf.iter_mut().enumerate() {
-                                    *acc += wv * line[ox * s + kx];
-                                }
+                            let start = phase_start[kx % s] + kx / s;
+                            let seg = &line[start..start + ow];
+                            for (acc, &v) in row_buf.iter_mut().zip(seg) {
+                                *acc += wv * v;
                             }
                         }
                     }
@@ -270,6 +275,21 @@ fn conv(cv: &Conv, x: &Tensor) -> Tensor {
         w: ow,
         data: out,
     }
+}
+
+/// Rearranges every row of `rows × w` values into its `s` column phases.
+fn split_phases(data: &[f32], rows: usize, w: usize, s: usize) -> Vec<f32> {
+    if s == 1 {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for r in 0..rows {
+        let row = &data[r * w..(r + 1) * w];
+        for ph in 0..s {
+            out.extend(row.iter().skip(ph).step_by(s));
+        }
+    }
+    out
 }
 
 fn pad_tensor(x: &Tensor, p: usize) -> Vec<f32> {
@@ -296,6 +316,9 @@ type Tile = (usize, usize, usize, usize);
 fn tile_layout(h: usize, w: usize) -> (Vec<Tile>, usize, usize) {
     const PADDING: i64 = 10;
     let outer = PAD as i64;
+    if h == 0 || w == 0 {
+        return (Vec::new(), 0, 0);
+    }
     let mut sizes = vec![(w as i64, h as i64)];
     let (mut nr, mut nc) = (h as i64, w as i64);
     loop {
@@ -441,4 +464,50 @@ fn nearest_tile(tiles: &[Tile], x: f64, y: f64) -> usize {
         }
     }
     best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> MmodNet {
+        MmodNet::from_bytes(crate::MMOD_WEIGHTS, "embedded").unwrap()
+    }
+
+    #[test]
+    fn truncated_weights_are_refused() {
+        let w = crate::MMOD_WEIGHTS;
+        assert!(MmodNet::from_bytes(&w[..w.len() - 3], "cut").is_err());
+        assert!(MmodNet::from_bytes(&w[..w.len() / 2], "half").is_err());
+    }
+
+    #[test]
+    fn blank_pictures_hold_no_face() {
+        let n = net();
+        assert!(n.detect(&image::GrayImage::new(0, 0), -10.0).is_empty());
+        assert!(n
+            .detect(
+                &image::GrayImage::from_pixel(200, 200, image::Luma([0])),
+                0.0
+            )
+            .is_empty());
+        assert!(n
+            .detect(
+                &image::GrayImage::from_pixel(200, 200, image::Luma([128])),
+                0.0
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn tile_layout_matches_dlib() {
+        // dlib 19/20 places a 320×320 picture's levels at these rectangles (left, top, w, h).
+        let (tiles, h, w) = tile_layout(320, 320);
+        assert_eq!((h, w), (1206, 342));
+        assert_eq!(tiles.len(), 22);
+        assert_eq!(tiles[0], (11, 11, 320, 320));
+        assert_eq!(tiles[4], (11, 1042, 153, 153));
+        assert_eq!(tiles[5], (204, 1068, 127, 127));
+        assert_eq!(tiles[21], (326, 333, 5, 5));
+    }
 }
