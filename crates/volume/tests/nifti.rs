@@ -303,10 +303,12 @@ h['descrip'] = b'Jane Doe 1970-01-01 MRN 12345'
 h['aux_file'] = b'jane_doe.txt'
 h['db_name'] = b'hospital-db'
 h['intent_name'] = b'jd'
+h['data_type'] = b'MRN54321'
 h.extensions.append(nib.nifti1.Nifti1Extension('comment', b'Patient: Jane Doe'))
 img.to_filename(name('t2w_identifying.nii.gz'))
 img2 = nib.Nifti2Image(raw, t2w.affine)
 img2.header['descrip'] = b'Jane Doe'
+img2.header['unused_str'] = b'MRN54321'
 img2.header.extensions.append(nib.nifti1.Nifti1Extension('comment', b'Patient: Jane Doe'))
 img2.to_filename(name('t2w_nifti2_identifying.nii'))
 img3 = nib.Nifti1Pair(raw, t2w.affine, t2w.header)
@@ -389,11 +391,12 @@ fn assert_identifying_scrubbed(input: &Path, out_dir: &Path, all_fields: bool) {
         assert_eq!(value("aux_file").as_deref(), Some("jane_doe.txt"));
         assert_eq!(value("db_name").as_deref(), Some("hospital-db"));
         assert_eq!(value("intent_name").as_deref(), Some("jd"));
+        assert_eq!(value("data_type").as_deref(), Some("MRN54321"));
     }
     let out = out_dir.join(input.file_name().unwrap());
     for p in [header_file(&out), data_file(&out)] {
         let bytes = raw_bytes(&p);
-        for needle in [&b"Jane"[..], b"jane_doe", b"hospital-db"] {
+        for needle in [&b"Jane"[..], b"jane_doe", b"hospital-db", b"MRN54321"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "{}",

@@ -61,6 +61,9 @@ struct Layout {
     /// srow_x, srow_y, srow_z (4 each).
     srow: Field,
     intent_name: Text,
+    /// A legacy free-text field nothing reads (NIfTI-1 `data_type`, ANALYZE's; NIfTI-2
+    /// `unused_str`), where converters and people have left names.
+    legacy_text: (&'static str, Text),
 }
 
 const NIFTI1: Layout = Layout {
@@ -83,6 +86,7 @@ const NIFTI1: Layout = Layout {
     quatern: f(256, 4),
     srow: f(280, 4),
     intent_name: Text { off: 328, len: 16 },
+    legacy_text: ("data_type", Text { off: 4, len: 10 }),
 };
 
 const NIFTI2: Layout = Layout {
@@ -105,6 +109,7 @@ const NIFTI2: Layout = Layout {
     quatern: f(352, 8),
     srow: f(400, 8),
     intent_name: Text { off: 508, len: 16 },
+    legacy_text: ("unused_str", Text { off: 524, len: 15 }),
 };
 
 /// What a header made from scratch needs (see [`NiftiHeader::new_nifti1`]).
@@ -266,6 +271,7 @@ impl NiftiHeader {
             v.push(("db_name", self.text_bytes(db)));
         }
         v.push(("intent_name", self.text_bytes(l.intent_name)));
+        v.push((l.legacy_text.0, self.text_bytes(l.legacy_text.1)));
         v
     }
 
@@ -274,7 +280,7 @@ impl NiftiHeader {
     pub fn scrubbed(&self, description: &str, vox_offset: Option<u64>) -> Vec<u8> {
         let l = self.layout();
         let mut out = self.raw.clone();
-        let mut texts = vec![l.descrip, l.aux_file, l.intent_name];
+        let mut texts = vec![l.descrip, l.aux_file, l.intent_name, l.legacy_text.1];
         texts.extend(l.db_name);
         for t in texts {
             out[t.off..t.off + t.len].fill(0);

@@ -5,7 +5,8 @@
 //!
 //! - the voxel data (re-encoded in the same datatype and byte order);
 //! - the free-text fields that can identify a person: `descrip` (replaced by
-//!   [`SaveOptions::description`]), `aux_file`, `db_name` (NIfTI-1) and `intent_name` (cleared);
+//!   [`SaveOptions::description`]), `aux_file`, `db_name` and `data_type` (NIfTI-1),
+//!   `unused_str` (NIfTI-2) and `intent_name` (cleared);
 //! - header extensions and any non-zero padding before the data, which are removed (extension
 //!   flag 0, `vox_offset` 352 for NIfTI-1 and 544 for NIfTI-2 single files, 0 in a `.img`).
 //!   When there was nothing there, `vox_offset` and the padding are kept, so a file without

@@ -109,11 +109,11 @@ pub fn raw_bytes(path: &Path) -> Vec<u8> {
 }
 
 /// Byte ranges of the NIfTI free-text fields that `save` scrubs, from the NIfTI-1 and NIfTI-2
-/// standards (descrip, aux_file, db_name, intent_name).
+/// standards (descrip, aux_file, db_name, intent_name, data_type / unused_str).
 pub fn text_field_ranges(header_size: usize) -> Vec<std::ops::Range<usize>> {
     match header_size {
-        348 => vec![148..228, 228..252, 14..32, 328..344],
-        540 => vec![240..320, 320..344, 508..524],
+        348 => vec![148..228, 228..252, 14..32, 328..344, 4..14],
+        540 => vec![240..320, 320..344, 508..524, 524..539],
         _ => panic!("not a NIfTI header size: {header_size}"),
     }
 }
