@@ -5,10 +5,15 @@
 //! the smooth front that blur and reface leave, the flat or curved face of a cut, or facial bone
 //! with no skin over it. So the residuals are measured on a height field of the skin seen from
 //! the front of the face (the frame comes from the mapped landmarks: eyes give left–right, chin
-//! to eyes gives up), against a *plain face*: the height field opened and closed with a flat
-//! disc of [`ResidualOptions::plain_face_radius_mm`]. Anything narrower than the disc — a nose,
-//! lips, an eye socket — stands above the opening or below the closing; a slope, a wide curve or
-//! the step at the edge of a cut does not (a flat disc reproduces planes and steps exactly).
+//! to eyes gives up), against a *plain face*: the height field closed then opened (for what
+//! stands out) or opened then closed (for hollows) with a flat disc of
+//! [`ResidualOptions::plain_face_radius_mm`], within one continuous surface (a height jump
+//! steeper than 72° separates surfaces, e.g. a chin from the neck behind it). Anything narrower
+//! than the disc — a nose, lips, an eye socket — stands above or lies below it; a slope, a wide
+//! curve or the step at the edge of a cut does not (a flat disc reproduces planes and steps).
+//! Each landmark reports the relief of its own feature: eyes lie in hollows, nose, lips and chin
+//! stand out. The other sense is what cuts leave (ridges between sinuses and orbits, the nasal
+//! cavity behind the nose).
 //!
 //! Only soft tissue counts as skin: a surface point whose tissue 1–2 mm beneath it reaches the
 //! bone level (CT, [`ResidualOptions::bone_level`]) is exposed bone, not a face, and is left out
@@ -73,11 +78,10 @@ pub struct LandmarkResidual {
     pub protrusion_mm: f64,
     /// How far skin lies behind the plain face (an eye socket, the mouth slit), mm.
     pub depression_mm: f64,
-    /// The landmark's residual, mm (0 when less than a third of the disc around it is skin): its
-    /// feature's relief — `depression_mm` for the eyes (eye
+    /// The landmark's residual, mm: its feature's relief — `depression_mm` for the eyes (eye
     /// sockets), `protrusion_mm` for the nose, lips and chin, the larger of the two for other
-    /// names. The other sense is no face: a cut leaves ridges between sinuses, orbits and the
-    /// nasal cavity (protrusions near the eyes) and hollows (below the nose).
+    /// names; 0 when less than a third of the disc around the landmark is skin (what a cut
+    /// leaves near a landmark is patches, whose edges are no feature).
     pub relief_mm: f64,
 }
 

@@ -31,7 +31,10 @@ fn reliefs(v: &serde_json::Value) -> String {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|l| format!("{} {:.1}", l["name"], l["relief_mm"]))
+                .map(|l| {
+                    let mm = l["relief_mm"].as_f64().unwrap_or(f64::NAN);
+                    format!("{} {mm:.1}", l["name"].as_str().unwrap_or("?"))
+                })
                 .collect()
         })
         .unwrap_or_default();
