@@ -3,7 +3,8 @@
 //! Proves (as far as a machine can) that a head volume no longer shows a face: it renders the
 //! skin surface from viewpoints around the front with [`defacer_render`] and runs an
 //! established face detector on every picture, and it measures detector-independent
-//! [`Residuals`] (skin near facial landmarks, nose prominence).
+//! [`Residuals`]: the relief of the facial soft tissue (nose, lips, eye sockets, chin) near
+//! facial landmarks, against a plain face surface.
 //!
 //! - [`check_volume`] → [`CheckReport`] (serialisable to JSON): `face_found`, per-view
 //!   detections, residuals, and the renders written if asked.
@@ -27,12 +28,12 @@ pub mod residuals;
 use std::path::{Path, PathBuf};
 
 use defacer_render::{qc::save_png, RenderOptions, SkinScene, View};
-use defacer_volume::Volume;
+use defacer_volume::{Modality, Volume};
 use serde::Serialize;
 
 pub use error::{Error, Result};
 pub use mmod::Detection;
-pub use residuals::{Landmark, LandmarkResidual, Residuals};
+pub use residuals::{Landmark, LandmarkResidual, ResidualOptions, Residuals};
 
 /// dlib MMOD face detector weights, converted from dlib's `mmod_human_face_detector.dat` (see
 /// `models/face-detector/README.md`).
@@ -73,8 +74,9 @@ pub struct CheckOptions {
     pub renders_dir: Option<PathBuf>,
     /// Facial landmark positions in world mm, if known (e.g. from a template fit).
     pub landmarks: Vec<Landmark>,
-    /// Radius for [`LandmarkResidual`], mm.
-    pub landmark_radius_mm: f64,
+    /// How [`Residuals`] are measured and judged. [`check_volume`] sets the bone level for CT
+    /// when it is `None`.
+    pub residuals: ResidualOptions,
 }
 
 impl Default for CheckOptions {
@@ -86,7 +88,7 @@ impl Default for CheckOptions {
             min_views: 2,
             renders_dir: None,
             landmarks: Vec::new(),
-            landmark_radius_mm: 5.0,
+            residuals: ResidualOptions::default(),
         }
     }
 }
@@ -115,7 +117,25 @@ pub struct CheckReport {
 pub fn check_volume(vol: &Volume, opts: &CheckOptions) -> Result<CheckReport> {
     let detector = FaceDetector::new()?;
     let scene = SkinScene::new(vol, &opts.render)?;
-    check_scene(&scene, &detector, opts)
+    let mut opts = opts.clone();
+    if opts.residuals.bone_level.is_none() && is_hounsfield(vol, &scene) {
+        opts.residuals.bone_level = Some(CT_BONE_HU);
+    }
+    check_scene(&scene, &detector, &opts)
+}
+
+/// Hounsfield level above which tissue is bone rather than skin, fat or muscle (which stay
+/// below about 100 HU; cancellous bone starts near 300 HU, smoothed cortex is higher).
+pub const CT_BONE_HU: f32 = 250.0;
+
+/// Whether the scene's values are Hounsfield units: a CT, or a volume of unknown modality for
+/// which the renderer chose the CT skin level.
+fn is_hounsfield(vol: &Volume, scene: &SkinScene) -> bool {
+    match vol.modality {
+        Modality::Ct => true,
+        Modality::Mr => false,
+        Modality::Unknown => scene.skin_level() == defacer_render::skin_level::CT_SKIN_HU,
+    }
 }
 
 /// [`check_volume`] on a prepared scene (lets a caller reuse one scene or one detector).
@@ -147,10 +167,7 @@ pub fn check_scene(
         });
     }
     let views_with_face = views.iter().filter(|v| !v.detections.is_empty()).count();
-    let residuals = Residuals {
-        landmarks: residuals::landmark_residuals(scene, &opts.landmarks, opts.landmark_radius_mm),
-        nose_prominence_mm: residuals::nose_prominence(scene),
-    };
+    let residuals = residuals::measure(scene, &opts.landmarks, &opts.residuals);
     Ok(CheckReport {
         face_found: views_with_face >= opts.min_views.max(1),
         views_with_face,

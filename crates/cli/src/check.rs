@@ -97,8 +97,11 @@ pub fn run(args: &CheckArgs) -> u8 {
             println!("{}", line(v));
         }
     }
-    // A face anywhere is the finding that matters most; errors come next.
-    if verdicts.iter().any(|v| v.report.face_found) {
+    // A face (or a face's relief) anywhere is the finding that matters most; errors come next.
+    if verdicts
+        .iter()
+        .any(|v| v.report.face_found || v.report.residuals.large_residual)
+    {
         exit::SOME_FAILED
     } else if errors > 0 {
         exit::ERROR
@@ -123,21 +126,27 @@ fn line(v: &Verdict) -> String {
     } else {
         format!("no face in {} views", r.views.len())
     };
-    let skin: Vec<String> = r
-        .residuals
-        .landmarks
-        .iter()
-        .map(|l| match l.nearest_skin_mm {
-            Some(d) => format!("{} {d:.0} mm", l.name),
-            None => format!("{} none", l.name),
-        })
-        .collect();
     let mut s = format!("{}: {verdict}", v.path.display());
-    if !skin.is_empty() {
-        s += &format!("; skin nearest to template landmarks: {}", skin.join(", "));
+    let res = &r.residuals;
+    if !res.landmarks.is_empty() {
+        let relief: Vec<String> = res
+            .landmarks
+            .iter()
+            .map(|l| format!("{} {:.1}", l.name, l.relief_mm))
+            .collect();
+        s += &format!(
+            "; {} (facial relief, mm: {}; large from {:.0} mm)",
+            if res.large_residual {
+                "LARGE RESIDUAL"
+            } else {
+                "no facial relief"
+            },
+            relief.join(", "),
+            res.large_relief_mm
+        );
     }
-    if let Some(p) = r.residuals.nose_prominence_mm {
-        s += &format!("; nose prominence {p:.1} mm");
+    if let Some(note) = &v.landmarks_note {
+        s += &format!("; {note}");
     }
     s
 }
@@ -183,7 +192,14 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
 
 /// The template's facial landmarks mapped into this volume's world by the head fit.
 fn template_landmarks(vol: &Volume) -> Result<Vec<Landmark>> {
-    let plan = defacer_mask::plan(vol, &defacer_mask::DefaceOptions::default())?;
+    // A defaced head has lost the surface the fit likes best, so a looser fit is accepted: the
+    // residuals need the face's place and orientation to within a centimetre or two, not the
+    // precision that defacing needs.
+    let opts = defacer_mask::DefaceOptions {
+        max_fit_distance_mm: 8.0,
+        ..defacer_mask::DefaceOptions::default()
+    };
+    let plan = defacer_mask::plan(vol, &opts)?;
     let m = plan.report.fit_matrix;
     let template = defacer_mask::template::Template::embedded();
     Ok(template

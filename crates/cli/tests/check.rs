@@ -1,5 +1,6 @@
-//! `defacer check` on real heads: it finds the faces, finds none after `deface`, and is not
-//! fooled by a defacing that only takes the nose.
+//! `defacer check` on real heads: it finds the faces and their relief, finds neither after
+//! `deface` with any method, and is not fooled by a defacing that only takes the nose or cuts
+//! a plane in front of the eyes and the mouth.
 
 mod support;
 use support::{defacer, out, s};
@@ -15,12 +16,49 @@ const FULL_FACES: [&str; 4] = [
     "ct/invesalius_ct.nii.gz",
 ];
 
+/// `defacer check --json` on one volume: exit code and its verdict object.
+fn check_json(path: &std::path::Path) -> (Option<i32>, serde_json::Value) {
+    let o = defacer(&["check", "--json", s(path)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", path.display(), out(&o)));
+    (o.status.code(), v[0].clone())
+}
+
+/// Landmark name → relief (mm), for messages.
+fn reliefs(v: &serde_json::Value) -> String {
+    let r = &v["residuals"];
+    let cells: Vec<String> = r["landmarks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    let mm = l["relief_mm"].as_f64().unwrap_or(f64::NAN);
+                    format!("{} {mm:.1}", l["name"].as_str().unwrap_or("?"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "face_found {} large_residual {} relief [{}]",
+        v["face_found"],
+        r["large_residual"],
+        cells.join(", ")
+    )
+}
+
 #[test]
-fn faces_are_found_in_the_originals() {
+fn faces_and_their_relief_are_found_in_the_originals() {
     for head in FULL_FACES {
-        let o = defacer(&["check", s(&real(head))]);
-        assert_eq!(o.status.code(), Some(1), "{head}: {}", out(&o));
-        assert!(out(&o).contains("FACE FOUND"), "{head}: {}", out(&o));
+        let (code, v) = check_json(&real(head));
+        eprintln!("{head}: {}", reliefs(&v));
+        assert_eq!(code, Some(1), "{head}: {}", reliefs(&v));
+        assert_eq!(v["face_found"], true, "{head}: {}", reliefs(&v));
+        assert_eq!(
+            v["residuals"]["large_residual"],
+            true,
+            "{head}: {}",
+            reliefs(&v)
+        );
     }
 }
 
@@ -41,8 +79,10 @@ fn no_face_is_found_after_remove() {
         let defaced = dir.join(name);
         let o = defacer(&["deface", s(&real(head)), "-o", s(&defaced)]);
         assert!(o.status.success(), "{head}: {}", out(&o));
-        let o = defacer(&["check", s(&defaced)]);
-        assert_eq!(o.status.code(), Some(0), "{head} defaced: {}", out(&o));
+        let (code, v) = check_json(&defaced);
+        eprintln!("{head} remove: {}", reliefs(&v));
+        assert_eq!(code, Some(0), "{head} defaced: {}", reliefs(&v));
+        assert_eq!(v["residuals"]["large_residual"], false, "{}", reliefs(&v));
     }
 }
 
@@ -65,26 +105,53 @@ fn no_face_is_found_after_blur_or_reface() {
                 method,
             ]);
             assert!(o.status.success(), "{head} {method}: {}", out(&o));
-            let o = defacer(&["check", s(&defaced)]);
-            assert_eq!(o.status.code(), Some(0), "{head} {method}: {}", out(&o));
+            let (code, v) = check_json(&defaced);
+            eprintln!("{head} {method}: {}", reliefs(&v));
+            assert_eq!(code, Some(0), "{head} {method}: {}", reliefs(&v));
+            assert_eq!(v["residuals"]["large_residual"], false, "{}", reliefs(&v));
         }
     }
 }
 
-#[test]
-fn removing_only_the_nose_still_shows_a_face() {
-    // The nose tip of the Philips head, placed by hand (testdata/landmarks).
+/// A hand-placed landmark of the Philips head (testdata/landmarks).
+fn philips_landmark(name: &str) -> Vec<f64> {
     let lm: serde_json::Value = serde_json::from_slice(
         &std::fs::read(workspace_root().join("testdata/landmarks/philips_mprage_t1.json"))
             .expect("landmarks"),
     )
     .expect("json");
-    let tip: Vec<f64> = lm["landmarks"]["nose_tip"]["ras"]
+    lm["landmarks"][name]["ras"]
         .as_array()
-        .expect("nose tip")
+        .expect(name)
         .iter()
         .map(|v| v.as_f64().expect("number"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_plane_cut_in_front_of_the_eyes_and_mouth_leaves_a_large_residual() {
+    // Everything 2 mm in front of the upper lip goes: the front of the nose, nothing else.
+    let plane_y = philips_landmark("upper_lip")[1] + 2.0;
+    let mut vol = load(&[real("mri/philips_mprage_t1")])
+        .expect("loads")
+        .remove(0);
+    let [nx, ny, nz, _] = vol.dims();
+    let affine = vol.affine;
+    let front = ndarray::Array3::from_shape_fn((nx, ny, nz), |(i, j, k)| {
+        affine.voxel_to_world([i as f64, j as f64, k as f64])[1] > plane_y
+    });
+    vol.voxels.fill(&front.view(), 0.0);
+    let dir = scratch("check-plane-cut");
+    save(&vol, &dir.join("plane"), &SaveOptions::default()).expect("saves");
+    let (code, v) = check_json(&dir.join("plane"));
+    eprintln!("plane cut: {}", reliefs(&v));
+    assert_eq!(code, Some(1), "{}", reliefs(&v));
+    assert_eq!(v["residuals"]["large_residual"], true, "{}", reliefs(&v));
+}
+
+#[test]
+fn removing_only_the_nose_still_shows_a_face() {
+    let tip = philips_landmark("nose_tip");
     let mut vol = load(&[real("mri/philips_mprage_t1")])
         .expect("loads")
         .remove(0);
@@ -101,4 +168,6 @@ fn removing_only_the_nose_still_shows_a_face() {
     save(&vol, &dir.join("nose-only"), &SaveOptions::default()).expect("saves");
     let o = defacer(&["check", s(&dir.join("nose-only"))]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    // The eyes are still in their sockets, whatever the detector says.
+    assert!(out(&o).contains("LARGE RESIDUAL"), "{}", out(&o));
 }
