@@ -205,7 +205,7 @@ impl Walk<'_> {
             let Some((kind, keyword)) = self.element(obj, tag, tag_path, name_path) else {
                 continue;
             };
-            let tag_shown = if tag.group() % 2 == 1 {
+            let tag_shown = if tag.group() & 1 == 1 {
                 format!("({:04X},xxxx)", tag.group())
             } else {
                 tag_text(tag)
@@ -226,7 +226,7 @@ impl Walk<'_> {
         tag_path: &str,
         name_path: &str,
     ) -> Option<(ChangeKind, String)> {
-        if tag.group() % 2 == 1 {
+        if tag.group() & 1 == 1 {
             // Private attributes and their creators: E.3.10 (Retain Safe Private) is not offered.
             obj.remove_element(tag);
             return Some((
@@ -321,7 +321,7 @@ impl Walk<'_> {
 
 fn is_overlay_text(tag: Tag) -> bool {
     (0x6000..=0x601E).contains(&tag.group())
-        && tag.group() % 2 == 0
+        && tag.group() & 1 == 0
         && profile::OVERLAY_ELEMENTS
             .iter()
             .any(|&(e, _)| e == tag.element())
