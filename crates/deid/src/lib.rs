@@ -92,6 +92,9 @@ pub enum ChangeKind {
     /// Replaced by the pseudonym (PatientName, PatientID).
     Pseudonym,
     UidReplaced,
+    /// Replaced by a fixed dummy date or time (D), where the IOD needs a value (ContentDate and
+    /// ContentTime of enhanced multi-frame images).
+    Dummy,
     /// Added by the de-identification (PatientIdentityRemoved, DeidentificationMethod...).
     Added,
 }
@@ -178,6 +181,9 @@ pub fn deidentify_dataset(obj: &mut InMemDicomObject, opts: &Options) -> BTreeSe
     let mut walk = Walk {
         opts,
         pseudonym: &pseudonym,
+        enhanced: obj
+            .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+            .is_some(),
         changes: BTreeSet::new(),
     };
     walk.dataset(obj, "", "");
@@ -195,6 +201,8 @@ pub fn deidentify_dataset(obj: &mut InMemDicomObject, opts: &Options) -> BTreeSe
 struct Walk<'a> {
     opts: &'a Options,
     pseudonym: &'a str,
+    /// An enhanced multi-frame image, whose ContentDate and ContentTime are Type 1.
+    enhanced: bool,
     changes: BTreeSet<Change>,
 }
 
@@ -238,7 +246,8 @@ impl Walk<'_> {
             obj.remove_element(tag);
             return Some((ChangeKind::Removed, keyword_of(tag)));
         }
-        let action = match profile::rule(tag) {
+        let rule = profile::rule(tag);
+        let action = match rule {
             Some(rule) if self.retained(rule) => Action::Keep,
             Some(rule) => rule.action,
             None => Action::Keep,
@@ -254,6 +263,13 @@ impl Walk<'_> {
             Action::Empty => {
                 if elem.is_empty() {
                     return None;
+                }
+                let type_1 = self.enhanced && tag_path.is_empty();
+                if let Some(dummy) = dummy_value(vr).filter(|_| type_1) {
+                    if rule.is_some_and(|r| r.standard.contains('D')) {
+                        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(dummy)));
+                        return Some((ChangeKind::Dummy, keyword));
+                    }
                 }
                 if vr == VR::SQ {
                     obj.put(DataElement::new(
@@ -316,6 +332,17 @@ impl Walk<'_> {
             Some(Retained::ByPatientCharacteristics) => self.opts.retain_patient_characteristics,
             None => false,
         }
+    }
+}
+
+/// The dummy of the D action for temporal VRs: a date no scan was made on, so that nobody
+/// mistakes it for a real one.
+fn dummy_value(vr: VR) -> Option<&'static str> {
+    match vr {
+        VR::DA => Some("19000101"),
+        VR::TM => Some("000000"),
+        VR::DT => Some("19000101000000"),
+        _ => None,
     }
 }
 
@@ -433,6 +460,33 @@ fn string_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enhanced_images_keep_a_dummy_content_date_and_classic_ones_an_empty_one() {
+        let make = |enhanced: bool| {
+            let mut obj = InMemDicomObject::from_element_iter([
+                DataElement::new(tags::CONTENT_DATE, VR::DA, PrimitiveValue::from("20210902")),
+                DataElement::new(
+                    tags::CONTENT_TIME,
+                    VR::TM,
+                    PrimitiveValue::from("130013.04"),
+                ),
+            ]);
+            if enhanced {
+                obj.put(DataElement::new(
+                    tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+                    VR::SQ,
+                    DataSetSequence::new(vec![InMemDicomObject::new_empty()], Length::UNDEFINED),
+                ));
+            }
+            deidentify_dataset(&mut obj, &Options::default());
+            let date = obj.element(tags::CONTENT_DATE).unwrap().to_str().unwrap();
+            let time = obj.element(tags::CONTENT_TIME).unwrap().to_str().unwrap();
+            (date.trim().to_string(), time.trim().to_string())
+        };
+        assert_eq!(make(true), ("19000101".to_string(), "000000".to_string()));
+        assert_eq!(make(false), (String::new(), String::new()));
+    }
 
     #[test]
     fn each_tag_is_listed_once_with_a_keyword_the_dictionary_agrees_with() {
