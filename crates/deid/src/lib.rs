@@ -173,14 +173,19 @@ pub fn deidentify(
 
 /// De-identifies a data set in place and returns what changed (sorted, each change once).
 pub fn deidentify_dataset(obj: &mut InMemDicomObject, opts: &Options) -> BTreeSet<Change> {
-    let pseudonym = opts.patient_pseudonym.clone().unwrap_or_else(|| {
-        let study = string_of(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
-        let h = uid::fnv1a_128("defacer patient pseudonym", &study);
-        format!("ANON-{:016X}", (h >> 64) as u64)
-    });
+    let (pseudonym, pseudonym_name) = match &opts.patient_pseudonym {
+        Some(p) => (p.clone(), p.clone()),
+        None => {
+            let study = string_of(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+            let h = (uid::fnv1a_128("defacer patient pseudonym", &study) >> 64) as u64;
+            // A person name has components: family ANON, given the code.
+            (format!("ANON-{h:016X}"), format!("ANON^{h:016X}"))
+        }
+    };
     let mut walk = Walk {
         opts,
         pseudonym: &pseudonym,
+        pseudonym_name: &pseudonym_name,
         enhanced: obj
             .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
             .is_some(),
@@ -201,6 +206,8 @@ pub fn deidentify_dataset(obj: &mut InMemDicomObject, opts: &Options) -> BTreeSe
 struct Walk<'a> {
     opts: &'a Options,
     pseudonym: &'a str,
+    /// The pseudonym as a person name (PN).
+    pseudonym_name: &'a str,
     /// An enhanced multi-frame image, whose ContentDate and ContentTime are Type 1.
     enhanced: bool,
     changes: BTreeSet<Change>,
@@ -283,11 +290,12 @@ impl Walk<'_> {
                 Some((ChangeKind::Emptied, keyword))
             }
             Action::Pseudonym => {
-                obj.put(DataElement::new(
-                    tag,
-                    vr,
-                    PrimitiveValue::from(self.pseudonym),
-                ));
+                let value = if vr == VR::PN {
+                    self.pseudonym_name
+                } else {
+                    self.pseudonym
+                };
+                obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
                 Some((ChangeKind::Pseudonym, keyword))
             }
             Action::Uid => {
