@@ -1,7 +1,7 @@
 //! # defacer-deid
 //!
 //! DICOM de-identification: the Basic Application Level Confidentiality Profile of DICOM PS3.15
-//! (2024b) Annex E applied to [dicom-rs](https://github.com/Enet4/dicom-rs) objects, with the
+//! (2023b) Annex E applied to [dicom-rs](https://github.com/Enet4/dicom-rs) objects, with the
 //! options a research or PACS export needs, and a record of every change.
 //!
 //! - [`BASIC_PROFILE`]: the attributes of Table E.1-1 a CT or MR image can carry, each with its
@@ -92,8 +92,8 @@ pub enum ChangeKind {
     /// Replaced by the pseudonym (PatientName, PatientID).
     Pseudonym,
     UidReplaced,
-    /// Replaced by a fixed dummy date or time (D), where the IOD needs a value (ContentDate and
-    /// ContentTime of enhanced multi-frame images).
+    /// Replaced by a fixed dummy (D): a date no scan was made on, `ANONYMOUS`, or a sequence
+    /// without items.
     Dummy,
     /// Added by the de-identification (PatientIdentityRemoved, DeidentificationMethod...).
     Added,
@@ -249,7 +249,7 @@ impl Walk<'_> {
                 format!("private group {:04X}", tag.group()),
             ));
         }
-        if is_overlay_text(tag) {
+        if is_overlay_text(tag) || profile::CURVE_GROUPS.contains(&tag.group()) {
             obj.remove_element(tag);
             return Some((ChangeKind::Removed, keyword_of(tag)));
         }
@@ -288,6 +288,22 @@ impl Walk<'_> {
                     obj.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
                 }
                 Some((ChangeKind::Emptied, keyword))
+            }
+            Action::Dummy => {
+                if vr == VR::SQ {
+                    if elem.items().is_some_and(|i| i.is_empty()) {
+                        return None;
+                    }
+                    obj.put(DataElement::new(
+                        tag,
+                        VR::SQ,
+                        DataSetSequence::new(Vec::<InMemDicomObject>::new(), Length::UNDEFINED),
+                    ));
+                } else {
+                    let dummy = dummy_value(vr).unwrap_or("ANONYMOUS");
+                    obj.put(DataElement::new(tag, vr, PrimitiveValue::from(dummy)));
+                }
+                Some((ChangeKind::Dummy, keyword))
             }
             Action::Pseudonym => {
                 let value = if vr == VR::PN {
@@ -512,6 +528,7 @@ mod tests {
                             Action::Remove => "X",
                             Action::Empty | Action::Pseudonym => "Z",
                             Action::Uid => "U",
+                            Action::Dummy => "D",
                             Action::Keep => "U",
                         }),
                 "{}: {:?} is not one of {}",
