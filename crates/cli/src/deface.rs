@@ -64,6 +64,14 @@ pub struct DefaceArgs {
     /// holding several.
     #[arg(long, value_name = "UID")]
     series: Option<String>,
+    /// DICOM: keep study, series and acquisition dates and times (PS3.15 Retain Longitudinal
+    /// Temporal Information, Full Dates option).
+    #[arg(long)]
+    keep_dates: bool,
+    /// DICOM: keep the patient's age, sex, size and weight (PS3.15 Retain Patient
+    /// Characteristics option).
+    #[arg(long)]
+    keep_patient_characteristics: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +127,9 @@ pub struct VolumeReport {
     outputs: Vec<PathBuf>,
     /// Identifying header fields that were cleared, with their old values.
     header_changes: Vec<ScrubbedField>,
+    /// DICOM attributes removed or replaced by de-identification (PS3.15), by name only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dicom_header_changes: Vec<defacer_volume::deid::Change>,
 }
 
 #[derive(Serialize, Default)]
@@ -340,14 +351,24 @@ fn deface_volume(
     }
     let opts = SaveOptions {
         description: format!("defaced by defacer {}", env!("CARGO_PKG_VERSION")),
+        deidentification: defacer_volume::deid::Options {
+            retain_full_dates: args.keep_dates,
+            retain_patient_characteristics: args.keep_patient_characteristics,
+            face_removed: true,
+            patient_pseudonym: None,
+        },
     };
     save_replacing(&vol, out, &opts, args.overwrite)?;
     rep.timings_ms.save = ms(t);
     rep.removed_volume_ml = plan.mask.report.removed_ml + plan.mask.report.ears_ml;
     rep.min_distance_to_brain_mm = plan.mask.report.min_distance_to_brain_mm;
     rep.warnings = plan.mask.report.warnings.clone();
-    if let Source::Nifti(n) = &vol.source {
-        rep.header_changes = n.identifying_fields();
+    match &vol.source {
+        Source::Nifti(n) => rep.header_changes = n.identifying_fields(),
+        Source::Dicom(d) => {
+            rep.dicom_header_changes = d.identifying_fields(&opts.deidentification);
+        }
+        Source::Synthetic => {}
     }
     if let (Some(dir), Some(before)) = (&sides.qc, &original) {
         let t = Instant::now();
@@ -392,6 +413,7 @@ fn write_mask(vol: &Volume, change: &ndarray::Array3<bool>, path: &Path) -> Resu
     create_parent(path)?;
     let opts = SaveOptions {
         description: "defacer: voxels the method may change".into(),
+        ..Default::default()
     };
     defacer_volume::save(&mask, path, &opts)?;
     Ok(())

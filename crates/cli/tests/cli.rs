@@ -89,6 +89,89 @@ fn deface_dicom_series_rereads_with_same_geometry() {
     assert!(a.voxels.count_differences(&b.voxels).unwrap() > 10_000);
 }
 
+/// One attribute of a written DICOM file as dcmtk's dcmdump prints it (None when absent).
+fn dcmdump_value(file: &Path, keyword: &str) -> Option<String> {
+    let o = std::process::Command::new("dcmdump")
+        .args(["-q", "+P", keyword, s(file)])
+        .output()
+        .expect("dcmtk's dcmdump is needed by this test");
+    assert!(o.status.success(), "dcmdump {}", file.display());
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = text.lines().next()?;
+    Some(line.split(['[', ']']).nth(1).unwrap_or("").to_string())
+}
+
+/// DICOM output is de-identified (PS3.15), the options keep what they say, and the report lists
+/// the attributes changed by name.
+#[test]
+fn deface_dicom_deidentifies_and_reports_the_changes() {
+    let dir = scratch("dicom-deid");
+    let out = dir.join("mr");
+    let report = dir.join("report.json");
+    let input = real("mri/siemens_t1_2d_hfs");
+    let o = defacer(&[
+        "deface",
+        s(&input),
+        "-o",
+        s(&out),
+        "--keep-patient-characteristics",
+        "--report",
+        s(&report),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = std::fs::read_dir(&input)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let (a, b) = (input.join(&name), out.join(&name));
+    for kept in ["PatientAge", "PatientSex", "PatientWeight"] {
+        assert!(dcmdump_value(&a, kept).is_some());
+        assert_eq!(dcmdump_value(&b, kept), dcmdump_value(&a, kept), "{kept}");
+    }
+    for changed in [
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "InstitutionName",
+        "DeviceSerialNumber",
+    ] {
+        assert!(dcmdump_value(&a, changed).is_some_and(|v| !v.is_empty()));
+        assert_ne!(
+            dcmdump_value(&b, changed),
+            dcmdump_value(&a, changed),
+            "{changed}"
+        );
+    }
+    assert_eq!(
+        dcmdump_value(&b, "PatientIdentityRemoved").as_deref(),
+        Some("YES")
+    );
+
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let changes = r["items"][0]["volumes"][0]["dicom_header_changes"]
+        .as_array()
+        .expect("DICOM changes in the report");
+    let action_of = |attr: &str| {
+        changes
+            .iter()
+            .find(|c| c["attribute"] == attr)
+            .map(|c| c["action"].as_str().unwrap().to_string())
+    };
+    assert_eq!(action_of("PatientName").as_deref(), Some("pseudonym"));
+    assert_eq!(action_of("InstitutionName").as_deref(), Some("removed"));
+    assert_eq!(action_of("StudyDate").as_deref(), Some("emptied"));
+    assert_eq!(action_of("PatientAge"), None, "kept, so not changed");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let old_name = dcmdump_value(&a, "InstitutionName").unwrap();
+    assert!(
+        !text.contains(&old_name),
+        "the report must not repeat identifying values"
+    );
+}
+
 #[test]
 fn batch_with_a_bad_input_completes_the_rest_and_exits_1() {
     let dir = scratch("batch");

@@ -121,6 +121,18 @@ impl DicomSeries {
             .first()
             .map_or(Path::new(""), |i| i.path.as_path())
     }
+
+    /// What [`save`] changes to de-identify the series with `opts`: every attribute removed,
+    /// emptied or replaced in any of its files, each once, by name (never with its old value).
+    /// Computed on copies of the headers read, exactly as the writer does it.
+    pub fn identifying_fields(&self, opts: &defacer_deid::Options) -> Vec<defacer_deid::Change> {
+        let mut all = std::collections::BTreeSet::new();
+        for inst in &self.instances {
+            let mut obj = (*inst.header.object).clone();
+            all.extend(defacer_deid::deidentify(&mut obj, opts));
+        }
+        all.into_iter().collect()
+    }
 }
 
 /// Lists every series under `paths` (files, or directories searched recursively) without

@@ -26,6 +26,7 @@ mod voxels;
 
 use std::path::{Path, PathBuf};
 
+pub use defacer_deid as deid;
 pub use error::{Error, Result};
 pub use geometry::{Affine, Modality, Scaling};
 pub use voxels::{DataType, Sample, Voxels};
@@ -102,12 +103,17 @@ pub struct SaveOptions {
     /// Written to NIfTI `descrip` (truncated to fit) and recorded as DICOM DerivationDescription;
     /// e.g. `"defaced by defacer 0.1.0"`.
     pub description: String,
+    /// How DICOM attributes that can identify a person are de-identified (PS3.15 Basic
+    /// Profile and options; the default is the Basic Profile alone). NIfTI ignores it: its
+    /// identifying fields are always cleared.
+    pub deidentification: defacer_deid::Options,
 }
 
 impl Default for SaveOptions {
     fn default() -> Self {
         SaveOptions {
             description: format!("defacer {}", env!("CARGO_PKG_VERSION")),
+            deidentification: defacer_deid::Options::default(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Writing DICOM series back: same attributes, new pixels, new deterministic UIDs.
+//! Writing DICOM series back: new pixels, de-identified attributes, new deterministic UIDs, and
+//! every attribute outside the de-identification profile unchanged.
 
 mod dicom_support;
 
@@ -34,6 +35,7 @@ fn round_trip(files: &[PathBuf], name: &str) {
     let out = tmp.join("out");
     let opts = SaveOptions {
         description: "face removed by defacer test".into(),
+        ..Default::default()
     };
     dicom::save(&vol, &out, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
 

@@ -120,6 +120,7 @@ fn assert_round_trip(input: &Path, out: &Path, tmp: &Path) {
     let had_extensions = identifying.iter().any(|f| f.field == "extensions");
     let opts = SaveOptions {
         description: "round trip test".into(),
+        ..Default::default()
     };
     nifti::save(&vol, out, &opts).unwrap_or_else(|e| panic!("{e}"));
 

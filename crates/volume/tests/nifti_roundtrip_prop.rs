@@ -75,7 +75,7 @@ proptest! {
         let dir = scratch("nifti-prop");
         let name = ["a.nii", "a.nii.gz", "a.hdr"][ext];
         let first = dir.join(name);
-        let opts = SaveOptions { description: "property test".into() };
+        let opts = SaveOptions { description: "property test".into(), ..Default::default() };
         nifti::save(&vol, &first, &opts).unwrap();
         let back = nifti::load(&first).unwrap();
         prop_assert_eq!(back.dims(), vol.dims());

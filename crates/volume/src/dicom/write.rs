@@ -17,27 +17,9 @@ use crate::{with_voxels, Error, Result, Sample, SaveOptions, Source, Volume};
 const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 
-/// Fixed root hashed with each old UID, so a derived UID is the same on every run (byte-identical
-/// output) yet different from the original.
-const UID_DERIVATION_ROOT: &str = "defacer derived instance";
-
-/// A new UID under the UUID-derived root `2.25` (PS3.5 B.2): the decimal of a 128-bit hash of a
-/// fixed root and the old UID. FNV-1a is used because its definition never changes between
-/// releases or platforms, unlike `std`'s hasher.
-pub fn derive_uid(old: &str) -> String {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013B;
-    let mut h = OFFSET;
-    for b in UID_DERIVATION_ROOT
-        .bytes()
-        .chain([0u8])
-        .chain(old.trim_end_matches('\0').bytes())
-    {
-        h ^= b as u128;
-        h = h.wrapping_mul(PRIME);
-    }
-    format!("2.25.{h}")
-}
+/// Replacement UIDs come from the de-identification, so that the writer and the profile map an
+/// old UID to the same new one.
+pub use defacer_deid::derive_uid;
 
 /// Writes `vol` into the new directory `out`, one file per instance of the series it was read
 /// from, named like the input file (inputs from several directories are flattened; a clash gets a
@@ -46,7 +28,12 @@ pub fn derive_uid(old: &str) -> String {
 /// - native transfer syntaxes kept (explicit big endian becomes explicit little endian), and
 ///   compressed ones written as Explicit VR Little Endian: nothing is re-encoded lossily, and
 ///   LossyImageCompression is left as it was;
-/// - a new SOPInstanceUID (also in the file meta), derived deterministically from the old one;
+/// - the attributes that can identify a person de-identified by `opts.deidentification`
+///   (PS3.15 Basic Profile, see [`defacer_deid`]): private attributes removed, names, dates,
+///   institution and device identifiers removed or emptied, every UID (SOP instance, series,
+///   study, frame of reference, references inside sequences) replaced by [`derive_uid`] of the
+///   old one, so the files of a series, and the series of a study, stay together; the
+///   geometry and pixel-describing attributes are not in the profile and are kept;
 /// - ImageType value 1 set to DERIVED, DerivationDescription set to `opts.description`.
 ///
 /// The directory appears complete or not at all.
@@ -255,27 +242,10 @@ fn write_instance(
     };
     obj.put(pixel_data);
 
-    let new_uid = derive_uid(&rec.sop_instance_uid);
-    obj.put(DataElement::new(
-        tags::SOP_INSTANCE_UID,
-        VR::UI,
-        PrimitiveValue::from(new_uid.as_str()),
-    ));
-
-    // Derived images form a new series: with the original SeriesInstanceUID, a PACS would file
-    // the defaced instances beside the originals, in the series that still shows the face. The
-    // FrameOfReferenceUID stays: the geometry is the same.
-    let old_series = obj
-        .element(tags::SERIES_INSTANCE_UID)
-        .ok()
-        .and_then(|e| e.to_str().ok().map(|s| s.into_owned()));
-    if let Some(old_series) = old_series {
-        obj.put(DataElement::new(
-            tags::SERIES_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(derive_uid(&old_series).as_str()),
-        ));
-    }
+    // Derived images form a new series (the profile replaces the SeriesInstanceUID): with the
+    // original one, a PACS would file the defaced instances beside the originals, in the series
+    // that still shows the face.
+    defacer_deid::deidentify(&mut obj, &opts.deidentification);
 
     mark_derived(&mut obj, tags::IMAGE_TYPE);
     mark_frame_types_derived(&mut obj);
@@ -292,7 +262,6 @@ fn write_instance(
         EXPLICIT_VR_LE
     };
     obj.update_meta(|m| {
-        m.media_storage_sop_instance_uid = new_uid.clone();
         m.transfer_syntax = ts.to_string();
     });
 
