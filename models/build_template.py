@@ -167,32 +167,20 @@ def front_y(x, z):
 
 profile = [(z, front_y(0, z)) for z in np.arange(-120, 40, 2.0)]
 profile = [(z, y) for z, y in profile if y is not None]
-# The mean face is blurred: the nose tip is the most anterior midline point in its height band,
-# but the mean mouth and chin are smeared into one slope with no lip or chin of their own, and
-# the eyes are not visible on the skin. So the eyes are the dark globes (vitreous) of the MNI152
-# T1, and the upper lip and chin are placed from the nose tip by adult soft-tissue proportions
-# (Farkas, Anthropometry of the Head and Face, 1994: subnasale ~12 mm below the nasal tip, upper
-# lip vermilion ~14 mm below subnasale, soft-tissue pogonion ~45 mm below that; lip ~15 mm and
-# chin ~20 mm behind the tip's projection). Mapped into a subject they mark where to look, not
-# a measured point.
+# the mean face is blurred: search each feature in its expected height band only
 nose_z, nose_y = max([p for p in profile if -85 <= p[0] <= -40], key=lambda p: p[1])
+below = [(z, y) for z, y in profile if -125 < z < nose_z - 30]
+chin_z, chin_y = max(below, key=lambda p: p[1])
+lips = [(z, y) for z, y in profile if chin_z + 8 <= z <= nose_z - 10]
+lip_z, lip_y = max(lips, key=lambda p: p[1])
+eye_z = nose_z + 30
 marks = {
     "nose_tip": [0.0, nose_y, nose_z],
-    "upper_lip": [0.0, nose_y - 15.0, nose_z - 26.0],
-    "chin": [0.0, nose_y - 20.0, nose_z - 71.0],
+    "upper_lip": [0.0, lip_y, lip_z],
+    "chin": [0.0, chin_y, chin_z],
+    "eye_left": [-32.0, front_y(-32, eye_z) - 8, eye_z],
+    "eye_right": [32.0, front_y(32, eye_z) - 8, eye_z],
 }
-mni_world = np.indices(M.shape).reshape(3, -1).astype(float)
-mni_world = (mn.affine[:3, :3] @ mni_world + mn.affine[:3, 3:4]).reshape((3,) + M.shape)
-mni_head = ndi.binary_fill_holes(M > 2000)
-for side, sx in (("left", -1), ("right", 1)):
-    # the orbit: lateral 15-50 mm, in front of the temporal poles, between cheek and brow
-    box = (sx * mni_world[0] > 15) & (sx * mni_world[0] < 50) & (mni_world[1] > 35)
-    box &= (mni_world[1] < 80) & (mni_world[2] > -60) & (mni_world[2] < -15) & mni_head
-    # vitreous is the darkest tissue in the orbit (T1): its darkest 15 % form the globe
-    dark = box & (M < np.percentile(M[box], 15))
-    lab, n = ndi.label(dark)
-    globe = lab == (1 + np.argmax(ndi.sum(dark, lab, range(1, n + 1))))
-    marks["eye_" + side] = [round(float(mni_world[a][globe].mean()), 1) for a in range(3)]
 for side, sx in (("left", -1), ("right", 1)):
     k = int(round((-45 - origin[2]) / 2))
     j = int(round((-20 - origin[1]) / 2))
