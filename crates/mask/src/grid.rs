@@ -232,12 +232,19 @@ impl WorkingImage {
             v
         };
         let m: Matrix4<f64> = inv.0;
-        // A tiny tolerance keeps the outermost voxel centres inside despite rounding.
-        let lim = dims.map(|n| n as f64 - 0.5);
+        // Native voxels take the value of their nearest cell, so every cell that is nearest to
+        // some native voxel must count as seen, even when its centre lies just beyond the native
+        // box (otherwise the outermost native slices, often the nose tip, are never removed).
+        // Along native axis a, half a cell reaches `reach[a]` native voxels.
+        let reach: [f64; 3] = std::array::from_fn(|a| {
+            0.5 * grid.spacing * (0..3).map(|b| m[(a, b)].abs()).sum::<f64>()
+        });
+        let lo = reach.map(|r| -0.5 - r);
+        let hi: [f64; 3] = std::array::from_fn(|a| dims[a] as f64 - 0.5 + reach[a]);
         let pairs = grid.build(|w| {
             let v = m * Vector4::new(w[0], w[1], w[2], 1.0);
             let g = [v[0], v[1], v[2]];
-            if (0..3).any(|a| g[a] < -0.5 || g[a] > lim[a]) {
+            if (0..3).any(|a| g[a] < lo[a] || g[a] > hi[a]) {
                 return (0f32, false);
             }
             let c = g.map(|x| x.max(0.0));

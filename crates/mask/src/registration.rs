@@ -23,7 +23,10 @@ pub struct SubjectSurface {
     pub grid: WorkingGrid,
     /// Distance (mm) to the nearest skin cell.
     pub distance: Field<f32>,
+    /// Where the skin may be seen: the native field of view, less what lies beyond a planar cut.
     pub in_fov: Field<bool>,
+    /// Flat cuts of the head by the edge of an earlier field of view (see [`planar_cuts`]).
+    pub cuts: Vec<PlanarCut>,
 }
 
 impl SubjectSurface {
@@ -31,13 +34,173 @@ impl SubjectSurface {
         // Only boundaries against real air count as skin: where the head touches the edge of
         // the field of view, the boundary is the cut, not the skin.
         let skin = boundary(&head.mask, |nb| in_fov.data[nb]);
+        // A volume resliced into a larger grid (registered, rotated, conformed) pads the space
+        // beyond its original field of view with a constant that looks like air: the cut is
+        // then a flat "skin". It is the edge of the field of view, and what lies beyond it is
+        // unknown, exactly as if the grid ended there.
+        let cuts = planar_cuts(&head.mask, &skin, grid);
+        let mut skin = skin;
+        let mut in_fov = in_fov.clone();
+        for cut in &cuts {
+            for c in 0..skin.data.len() {
+                let [i, j, k] = skin.coords(c);
+                let h = cut.height(grid.world(i, j, k));
+                if h > cut.tolerance_mm {
+                    in_fov.data[c] = false;
+                }
+                if skin.data[c] && h > -cut.tolerance_mm {
+                    skin.data[c] = false;
+                }
+            }
+        }
         let distance = distance_sq(&skin, grid.spacing).map(|d| d.sqrt());
         SubjectSurface {
             grid,
             distance,
-            in_fov: in_fov.clone(),
+            in_fov,
+            cuts,
         }
     }
+}
+
+/// A plane where the head is cut by the edge of the original field of view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanarCut {
+    /// Unit normal pointing out of the head.
+    pub normal: [f64; 3],
+    /// `normal · x` on the plane (mm).
+    pub offset_mm: f64,
+    /// Area (mm²) of head boundary lying on the plane.
+    pub area_mm2: f64,
+    pub tolerance_mm: f64,
+}
+
+impl PlanarCut {
+    /// Signed distance (mm) of a world point beyond the plane (positive outside the head).
+    #[inline]
+    pub fn height(&self, w: [f64; 3]) -> f64 {
+        self.normal[0] * w[0] + self.normal[1] * w[1] + self.normal[2] * w[2] - self.offset_mm
+    }
+}
+
+/// Flat boundary larger than this is a cut, not skin: a forehead within ±2 mm of a plane is about
+/// 10 cm², a skull pressed on a table a few cm², a head cut at the nose over 100 cm².
+const MIN_CUT_AREA_MM2: f64 = 4000.0;
+
+/// A cut is flat: the normals of its cells (each from a 5-cell neighbourhood) agree to within
+/// this; skin curves (radius ≲ 15 cm), so a patch of it this flat is a few cm² at most.
+const MAX_CUT_TILT_DEG: f64 = 6.0;
+
+/// Outward normal of the head boundary at a cell: the direction away from the head cells in
+/// its 5×5×5 neighbourhood.
+fn outward_normal(head: &Field<bool>, c: usize) -> Option<[f64; 3]> {
+    let [nx, ny, nz] = head.dims;
+    let [i, j, k] = head.coords(c);
+    let mut n = [0f64; 3];
+    for dk in -2i64..=2 {
+        for dj in -2i64..=2 {
+            for di in -2i64..=2 {
+                let (a, b, e) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                if a < 0 || b < 0 || e < 0 || a >= nx as i64 || b >= ny as i64 || e >= nz as i64 {
+                    continue;
+                }
+                if head.get(a as usize, b as usize, e as usize) {
+                    n[0] -= di as f64;
+                    n[1] -= dj as f64;
+                    n[2] -= dk as f64;
+                }
+            }
+        }
+    }
+    let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+    (len > 1e-9).then(|| n.map(|x| x / len))
+}
+
+/// Large flat parts of the head boundary (at most three). Every skin cell votes for the plane
+/// through it along its normal (normals quantised to ~7°, offsets to 2 mm); the strongest
+/// vote is refined on the cells that agree with it to within [`MAX_CUT_TILT_DEG`] and a cell's
+/// width.
+pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) -> Vec<PlanarCut> {
+    use std::collections::BTreeMap;
+    let cells: Vec<(usize, [f64; 3], [f64; 3])> = (0..skin.data.len())
+        .into_par_iter()
+        .filter(|&c| skin.data[c])
+        .filter_map(|c| {
+            let [i, j, k] = skin.coords(c);
+            outward_normal(head, c).map(|n| (c, n, grid.world(i, j, k)))
+        })
+        .collect();
+    let tolerance_mm = grid.spacing;
+    let cell_area = grid.spacing * grid.spacing;
+    let mut used = vec![false; cells.len()];
+    let mut cuts = Vec::new();
+    for _ in 0..3 {
+        let mut votes: BTreeMap<[i64; 4], usize> = BTreeMap::new();
+        for (n, &(_, nrm, w)) in cells.iter().enumerate() {
+            if used[n] {
+                continue;
+            }
+            let key = nrm.map(|x| (x * 8.0).round() as i64);
+            let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
+            let d = (key[0] as f64 * w[0] + key[1] as f64 * w[1] + key[2] as f64 * w[2]) / len;
+            *votes
+                .entry([key[0], key[1], key[2], (d / 2.0).round() as i64])
+                .or_default() += 1;
+        }
+        let Some((&key, &count)) = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        else {
+            break;
+        };
+        if (count as f64) * cell_area < MIN_CUT_AREA_MM2 / 4.0 {
+            break;
+        }
+        let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
+        let mut normal = [0, 1, 2].map(|a| key[a] as f64 / len);
+        let mut offset = key[3] as f64 * 2.0;
+        let mut members = Vec::new();
+        for _ in 0..3 {
+            members = (0..cells.len())
+                .filter(|&n| {
+                    let (_, nrm, w) = cells[n];
+                    let h = normal[0] * w[0] + normal[1] * w[1] + normal[2] * w[2] - offset;
+                    !used[n]
+                        && dot(nrm, normal) > MAX_CUT_TILT_DEG.to_radians().cos()
+                        && h.abs() <= tolerance_mm
+                })
+                .collect();
+            if members.is_empty() {
+                break;
+            }
+            let m = members.len() as f64;
+            let mean_n = [0, 1, 2].map(|a| members.iter().map(|&n| cells[n].1[a]).sum::<f64>());
+            let l = dot(mean_n, mean_n).sqrt();
+            normal = mean_n.map(|x| x / l);
+            offset = members
+                .iter()
+                .map(|&n| dot(normal, cells[n].2))
+                .sum::<f64>()
+                / m;
+        }
+        let area = members.len() as f64 * cell_area;
+        if area < MIN_CUT_AREA_MM2 {
+            break;
+        }
+        for &n in &members {
+            used[n] = true;
+        }
+        cuts.push(PlanarCut {
+            normal,
+            offset_mm: offset,
+            area_mm2: area,
+            tolerance_mm,
+        });
+    }
+    cuts
+}
+
+#[inline]
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 /// Template world → subject world.
