@@ -34,6 +34,9 @@ impl SubjectSurface {
         // Only boundaries against real air count as skin: where the head touches the edge of
         // the field of view, the boundary is the cut, not the skin.
         let skin = boundary(&head.mask, |nb| in_fov.data[nb]);
+        // Nor does skin right at that edge: the cut lies anywhere within the cell, and a planar
+        // cut (below) loses the same band, so both kinds of field-of-view edge look alike.
+        let skin = skin.zip(&boundary(&head.mask, |nb| !in_fov.data[nb]), |s, e| s && !e);
         // A volume resliced into a larger grid (registered, rotated, conformed) pads the space
         // beyond its original field of view with a constant that looks like air: the cut is
         // then a flat "skin". It is the edge of the field of view, and what lies beyond it is
@@ -308,6 +311,112 @@ impl Problem<'_> {
     }
 }
 
+/// Levenberg–Marquardt on the truncated least-squares skin distance: each template point in
+/// view and within `cap_mm` of the skin pulls along the distance field's gradient. Near the
+/// optimum this converges in a few iterations to the bottom of the cost, where a simplex
+/// stalls on the cost's flat valleys (pitch and height of a round cranium). The points that
+/// count are chosen once per round, so a point drifting out of view or off the cap does not
+/// make the cost jump under the solver. Sequential sums: deterministic.
+fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
+    let g = &problem.surface.grid;
+    let cap = problem.cap_mm;
+    let cap2 = cap * cap;
+    let h = 0.5 * g.spacing;
+    let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
+    let distance = |w: [f64; 3]| -> Option<f64> {
+        if !g.nearest(w).is_some_and(|c| problem.surface.in_fov.data[c]) {
+            return None;
+        }
+        trilinear(&problem.surface.distance.data, g.dims, g.to_grid(w)).map(|d| d as f64)
+    };
+    let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
+        let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
+        [w[0], w[1], w[2]]
+    };
+    for _ in 0..rounds {
+        let m = matrix(&p, problem.centre);
+        let active: Vec<[f64; 3]> = problem
+            .points
+            .iter()
+            .filter(|x| distance(apply(&m, x)).is_some_and(|d| d <= cap))
+            .copied()
+            .collect();
+        if active.len() < 10 {
+            break;
+        }
+        let cost = |q: &[f64; 9]| {
+            let m = matrix(q, problem.centre);
+            let sum: f64 = active
+                .iter()
+                .map(|x| distance(apply(&m, x)).map_or(cap2, |d| (d * d).min(cap2)))
+                .sum();
+            sum / active.len() as f64 + prior(q)
+        };
+        let mut current = cost(&p);
+        let mut lambda = 1e-3;
+        for _ in 0..15 {
+            let m = matrix(&p, problem.centre);
+            let dm: [Matrix4<f64>; 9] = std::array::from_fn(|k| {
+                let mut q = p;
+                q[k] += eps[k];
+                (matrix(&q, problem.centre) - m) / eps[k]
+            });
+            let mut jtj = nalgebra::SMatrix::<f64, 9, 9>::zeros();
+            let mut jtr = nalgebra::SVector::<f64, 9>::zeros();
+            for x in &active {
+                let w = apply(&m, x);
+                let Some(d) = distance(w).filter(|&d| d <= cap) else {
+                    continue;
+                };
+                let mut grad = [0f64; 3];
+                for (a, gr) in grad.iter_mut().enumerate() {
+                    let mut up = w;
+                    up[a] += h;
+                    let mut down = w;
+                    down[a] -= h;
+                    let u = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(up));
+                    let v = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(down));
+                    if let (Some(u), Some(v)) = (u, v) {
+                        *gr = (u - v) as f64 / (2.0 * h);
+                    }
+                }
+                let xv = Vector4::new(x[0], x[1], x[2], 1.0);
+                let j: nalgebra::SVector<f64, 9> = nalgebra::SVector::from_fn(|k, _| {
+                    let dw = dm[k] * xv;
+                    grad[0] * dw[0] + grad[1] * dw[1] + grad[2] * dw[2]
+                });
+                jtj += j * j.transpose();
+                jtr += j * d;
+            }
+            let mut improved = false;
+            for _ in 0..8 {
+                let mut a = jtj;
+                for k in 0..9 {
+                    a[(k, k)] += lambda * jtj[(k, k)].max(1e-9);
+                }
+                let Some(step) = a.cholesky().map(|c| c.solve(&jtr)) else {
+                    lambda *= 10.0;
+                    continue;
+                };
+                let q: [f64; 9] = std::array::from_fn(|k| p[k] - step[k]);
+                let c = cost(&q);
+                if c < current {
+                    improved = current - c > 1e-6 * (1.0 + c);
+                    p = q;
+                    current = c;
+                    lambda = (lambda / 3.0).max(1e-7);
+                    break;
+                }
+                lambda *= 4.0;
+            }
+            if !improved {
+                break;
+            }
+        }
+    }
+    p
+}
+
 /// Nelder–Mead minimisation from `x0` with initial steps `step`.
 fn nelder_mead(
     f: &dyn Fn(&[f64; 9]) -> f64,
@@ -430,6 +539,9 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         .collect();
     results.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
 
+    // The two best basins are refined by a simplex on a denser subsample (a restart lets a
+    // collapsed simplex open up again), then by Levenberg–Marquardt on every point with a
+    // tighter cap, which reaches the bottom of the cost where the simplex stalls.
     let fine = Problem {
         surface,
         points: all.iter().step_by(7).copied().collect(),
@@ -437,35 +549,32 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         cap_mm: 8.0,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
-    let polish = Problem {
+    let precise = Problem {
         surface,
-        points: all.iter().step_by(3).copied().collect(),
+        points: all.clone(),
         centre,
         cap_mm: 6.0,
     };
-    let tiny = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 0.01, 0.01];
     let refined: Vec<(usize, [f64; 9], f64)> = results
         .iter()
         .take(2)
         .collect::<Vec<_>>()
         .par_iter()
         .map(|(i, x, _)| {
-            // a restart lets a collapsed simplex open up again
             let (x1, _) = nelder_mead(&|p| fine.cost(p), *x, small, 500);
             let (x2, _) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
-            // final polish on a denser sample with a tighter cap: the cranium is nearly round,
-            // so pitch is weakly determined and needs the detail
-            let (x3, c3) = nelder_mead(&|p| polish.cost(p), x2, tiny, 400);
-            (*i, x3, c3)
+            let x3 = refine(&precise, x2, 3);
+            (*i, x3, precise.cost(&x3))
         })
         .collect();
     let best = refined
         .iter()
-        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?;
-    let (mean, inl, fov) = polish.quality(&best.1);
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?
+        .1;
+    let (mean, inl, fov) = precise.quality(&best);
     Some(HeadFit {
-        matrix: matrix(&best.1, centre),
-        params: best.1,
+        matrix: matrix(&best, centre),
+        params: best,
         mean_distance_mm: mean,
         inlier_fraction: inl,
         in_fov_fraction: fov,
