@@ -43,7 +43,9 @@ impl SubjectSurface {
         // unknown, exactly as if the grid ended there.
         let cuts = planar_cuts(&head.mask, &skin, grid);
         let mut skin = skin;
-        let mut in_fov = in_fov.clone();
+        // The outermost cells of the field of view are partly beyond it (they are kept for the
+        // native voxels nearest to them) and have no skin (above): they are not evidence.
+        let mut in_fov = boundary(in_fov, |_| true).zip(in_fov, |edge, seen| seen && !edge);
         for cut in &cuts {
             for c in 0..skin.data.len() {
                 let [i, j, k] = skin.coords(c);
@@ -266,17 +268,16 @@ impl Problem<'_> {
         let mut sum = 0.0;
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
-            let w = [w[0], w[1], w[2]];
+            let at = g.to_grid([w[0], w[1], w[2]]);
             let inside = g
-                .nearest(w)
-                .map(|c| self.surface.in_fov.data[c])
-                .unwrap_or(false);
+                .nearest_to_grid(at)
+                .is_some_and(|c| self.surface.in_fov.data[c]);
             if !inside {
                 sum += 0.5 * cap2;
                 continue;
             }
-            let d = trilinear(&self.surface.distance.data, g.dims, g.to_grid(w))
-                .unwrap_or(self.cap_mm as f32) as f64;
+            let d = trilinear(&self.surface.distance.data, g.dims, at).unwrap_or(self.cap_mm as f32)
+                as f64;
             sum += (d * d).min(cap2);
         }
         sum / self.points.len().max(1) as f64 + prior(p)
@@ -324,10 +325,14 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     let h = 0.5 * g.spacing;
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
     let distance = |w: [f64; 3]| -> Option<f64> {
-        if !g.nearest(w).is_some_and(|c| problem.surface.in_fov.data[c]) {
+        let at = g.to_grid(w);
+        if !g
+            .nearest_to_grid(at)
+            .is_some_and(|c| problem.surface.in_fov.data[c])
+        {
             return None;
         }
-        trilinear(&problem.surface.distance.data, g.dims, g.to_grid(w)).map(|d| d as f64)
+        trilinear(&problem.surface.distance.data, g.dims, at).map(|d| d as f64)
     };
     let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
         let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
@@ -497,7 +502,9 @@ fn anchor(points: impl Iterator<Item = [f64; 3]>) -> Option<[f64; 3]> {
 
 /// Fits the template to the subject's head. `None` when there is no head surface.
 pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<HeadFit> {
-    let all = template.points(label::FIT_SURFACE);
+    let all = template
+        .fit_points
+        .get_or_init(|| template.points(label::FIT_SURFACE));
     if all.is_empty() {
         return None;
     }
@@ -510,7 +517,11 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
             g.world(i, j, k)
         },
     ))?;
-    let template_anchor = anchor(template.points(label::HEAD).into_iter())?;
+    let template_anchor = template
+        .head_anchor
+        .get_or_init(|| anchor(template.points(label::HEAD).into_iter()))
+        .as_ref()
+        .copied()?;
     let t0 = [0, 1, 2].map(|a| subject_anchor[a] - template_anchor[a]);
 
     // Prime strides spread the subsample over the whole surface (the points are in grid order).
@@ -551,7 +562,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
         surface,
-        points: all.clone(),
+        points: all.to_vec(),
         centre,
         cap_mm: 6.0,
     };
