@@ -1,13 +1,17 @@
-//! Load+save of real volumes beside the I/O floor, measured in the same run.
+//! Load+save of real volumes beside the I/O floor, and the mask (`plan`) of the same volume,
+//! measured in the same run: defacing should cost little beyond reading and writing the file.
 //!
 //! The floor for a `.nii.gz` is decompressing and recompressing the same bytes (what any tool
 //! that reads and writes the file must do); for a DICOM series, reading and writing every file.
+//! `plan` is timed on the loaded volume (resampling, head mask, template fit, regions, native
+//! masks), the template already decoded (it is decoded once per process).
 //! Run: `DEFACER_DATA=... cargo bench -p defacer-benches --bench io`.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use defacer_mask::{plan, DefaceOptions};
 use defacer_testkit::{real, scratch};
 use defacer_volume::{load, save, SaveOptions};
 
@@ -48,6 +52,10 @@ fn bench_io(c: &mut Criterion) {
             save(&v[0], &dir.join("ch2.nii.gz"), &opts).unwrap();
         })
     });
+    let vol = load(std::slice::from_ref(&ch2)).unwrap().remove(0);
+    let deface = DefaceOptions::default();
+    plan(&vol, &deface).unwrap();
+    g.bench_function("plan (mask)", |b| b.iter(|| plan(&vol, &deface).unwrap()));
     g.finish();
 
     let philips = real("mri/philips_mprage_t1");
@@ -66,6 +74,9 @@ fn bench_io(c: &mut Criterion) {
             save(&v[0], &dir.join("philips"), &opts).unwrap();
         })
     });
+    let vol = load(std::slice::from_ref(&philips)).unwrap().remove(0);
+    plan(&vol, &deface).unwrap();
+    g.bench_function("plan (mask)", |b| b.iter(|| plan(&vol, &deface).unwrap()));
     g.finish();
 }
 

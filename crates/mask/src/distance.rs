@@ -19,15 +19,18 @@ pub fn distance_sq(features: &Field<bool>, spacing: f64) -> Field<f32> {
     let s = spacing as f32;
     // x lines are contiguous
     d.par_chunks_mut(nx)
-        .for_each(|line| transform_line(line, s));
+        .for_each_init(Scratch::default, |scratch, line| {
+            transform_line(line, s, scratch)
+        });
     // y lines: within each z slab
     d.par_chunks_mut(nx * ny).for_each(|slab| {
+        let mut scratch = Scratch::default();
         let mut buf = vec![0f32; ny];
         for i in 0..nx {
             for j in 0..ny {
                 buf[j] = slab[i + nx * j];
             }
-            transform_line(&mut buf, s);
+            transform_line(&mut buf, s, &mut scratch);
             for j in 0..ny {
                 slab[i + nx * j] = buf[j];
             }
@@ -37,13 +40,14 @@ pub fn distance_sq(features: &Field<bool>, spacing: f64) -> Field<f32> {
     let cols: Vec<Vec<f32>> = (0..ny)
         .into_par_iter()
         .map(|j| {
+            let mut scratch = Scratch::default();
             let mut out = vec![0f32; nx * nz];
             let mut buf = vec![0f32; nz];
             for i in 0..nx {
                 for k in 0..nz {
                     buf[k] = d[i + nx * (j + ny * k)];
                 }
-                transform_line(&mut buf, s);
+                transform_line(&mut buf, s, &mut scratch);
                 out[i * nz..(i + 1) * nz].copy_from_slice(&buf);
             }
             out
@@ -62,15 +66,28 @@ pub fn distance_sq(features: &Field<bool>, spacing: f64) -> Field<f32> {
     }
 }
 
+/// Buffers of [`transform_line`], reused across the lines of a pass: allocating three per line
+/// cost as much as the transform itself.
+#[derive(Default)]
+struct Scratch {
+    src: Vec<f32>,
+    v: Vec<usize>,
+    z: Vec<f32>,
+}
+
 /// One-dimensional squared distance transform (lower envelope of parabolas), in place.
-fn transform_line(f: &mut [f32], w: f32) {
+fn transform_line(f: &mut [f32], w: f32, scratch: &mut Scratch) {
     let n = f.len();
     if n == 0 || f.iter().all(|&v| v >= FAR) {
         return;
     }
-    let src: Vec<f32> = f.to_vec();
-    let mut v = vec![0usize; n];
-    let mut z = vec![0f32; n + 1];
+    let Scratch { src, v, z } = scratch;
+    src.clear();
+    src.extend_from_slice(f);
+    v.clear();
+    v.resize(n, 0);
+    z.clear();
+    z.resize(n + 1, 0.0);
     let mut k = 0usize;
     let pos = |q: usize| q as f32 * w;
     // skip leading cells with no value

@@ -132,10 +132,16 @@ impl WorkingGrid {
     /// Nearest cell of a world point, if inside.
     #[inline]
     pub fn nearest(&self, w: [f64; 3]) -> Option<usize> {
-        let g = self.to_grid(w);
+        self.nearest_to_grid(self.to_grid(w))
+    }
+
+    /// Nearest cell of continuous grid coordinates `g`, if inside.
+    #[inline]
+    pub fn nearest_to_grid(&self, g: [f64; 3]) -> Option<usize> {
         let mut ijk = [0usize; 3];
         for a in 0..3 {
-            let r = g[a].round();
+            // round half up by a cast, which truncates (a library call saved per point)
+            let r = g[a] + 0.5;
             if !(r >= 0.0 && r < self.dims[a] as f64) {
                 return None;
             }
@@ -173,32 +179,35 @@ impl WorkingGrid {
 }
 
 /// Trilinear interpolation in an x-fastest array at continuous index `g`; `None` outside.
+/// This is the innermost operation of the template fit, hence the plain casts (`floor` and
+/// `round` are library calls on the baseline x86-64 target).
 #[inline]
 pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
     let mut base = [0usize; 3];
     let mut frac = [0f64; 3];
+    let mut step = [1usize, dims[0], dims[0] * dims[1]];
     for a in 0..3 {
         let n = dims[a];
         if !(g[a] >= 0.0 && g[a] <= (n - 1) as f64) {
             return None;
         }
-        let f = g[a].floor();
-        base[a] = (f as usize).min(n.saturating_sub(2));
-        frac[a] = g[a] - base[a] as f64;
+        // non-negative, so the cast is the floor
+        let f = (g[a] as usize).min(n.saturating_sub(2));
+        base[a] = f;
+        frac[a] = g[a] - f as f64;
+        if f + 1 >= n {
+            // a one-cell axis: both corners are the same cell
+            step[a] = 0;
+        }
     }
-    let [nx, ny, _] = dims;
-    let step = [1, nx, nx * ny];
-    let at = |di: usize, dj: usize, dk: usize| {
-        let i = (base[0] + di).min(dims[0] - 1);
-        let j = (base[1] + dj).min(dims[1] - 1);
-        let k = (base[2] + dk).min(dims[2] - 1);
-        data[i * step[0] + j * step[1] + k * step[2]] as f64
-    };
+    let o = base[0] + dims[0] * (base[1] + dims[1] * base[2]);
+    let [sx, sy, sz] = step;
+    let v = |k: usize| data[k] as f64;
     let [fx, fy, fz] = frac;
-    let c00 = at(0, 0, 0) * (1.0 - fx) + at(1, 0, 0) * fx;
-    let c10 = at(0, 1, 0) * (1.0 - fx) + at(1, 1, 0) * fx;
-    let c01 = at(0, 0, 1) * (1.0 - fx) + at(1, 0, 1) * fx;
-    let c11 = at(0, 1, 1) * (1.0 - fx) + at(1, 1, 1) * fx;
+    let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
+    let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
+    let c01 = v(o + sz) * (1.0 - fx) + v(o + sz + sx) * fx;
+    let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
     let c0 = c00 * (1.0 - fy) + c10 * fy;
     let c1 = c01 * (1.0 - fy) + c11 * fy;
     Some((c0 * (1.0 - fz) + c1 * fz) as f32)
@@ -223,7 +232,11 @@ impl WorkingImage {
         let phys = vol.frame_physical(0);
         // Flatten in x-fastest order once so lookups are plain slice reads.
         let flat: Vec<f32> = if phys.t().is_standard_layout() {
-            phys.t().iter().copied().collect()
+            // Fortran order already is x fastest: take the buffer, no copy
+            let (mut v, offset) = phys.into_raw_vec_and_offset();
+            v.drain(..offset.unwrap_or(0));
+            v.truncate(nx * ny * nz);
+            v
         } else {
             let mut v = vec![0f32; nx * ny * nz];
             for ((i, j, k), &x) in phys.indexed_iter() {
@@ -232,12 +245,19 @@ impl WorkingImage {
             v
         };
         let m: Matrix4<f64> = inv.0;
-        // A tiny tolerance keeps the outermost voxel centres inside despite rounding.
-        let lim = dims.map(|n| n as f64 - 0.5);
+        // Native voxels take the value of their nearest cell, so every cell that is nearest to
+        // some native voxel must count as seen, even when its centre lies just beyond the native
+        // box (otherwise the outermost native slices, often the nose tip, are never removed).
+        // Along native axis a, half a cell reaches `reach[a]` native voxels.
+        let reach: [f64; 3] = std::array::from_fn(|a| {
+            0.5 * grid.spacing * (0..3).map(|b| m[(a, b)].abs()).sum::<f64>()
+        });
+        let lo = reach.map(|r| -0.5 - r);
+        let hi: [f64; 3] = std::array::from_fn(|a| dims[a] as f64 - 0.5 + reach[a]);
         let pairs = grid.build(|w| {
             let v = m * Vector4::new(w[0], w[1], w[2], 1.0);
             let g = [v[0], v[1], v[2]];
-            if (0..3).any(|a| g[a] < -0.5 || g[a] > lim[a]) {
+            if (0..3).any(|a| g[a] < lo[a] || g[a] > hi[a]) {
                 return (0f32, false);
             }
             let c = g.map(|x| x.max(0.0));

@@ -23,7 +23,10 @@ pub struct SubjectSurface {
     pub grid: WorkingGrid,
     /// Distance (mm) to the nearest skin cell.
     pub distance: Field<f32>,
+    /// Where the skin may be seen: the native field of view, less what lies beyond a planar cut.
     pub in_fov: Field<bool>,
+    /// Flat cuts of the head by the edge of an earlier field of view (see [`planar_cuts`]).
+    pub cuts: Vec<PlanarCut>,
 }
 
 impl SubjectSurface {
@@ -31,13 +34,178 @@ impl SubjectSurface {
         // Only boundaries against real air count as skin: where the head touches the edge of
         // the field of view, the boundary is the cut, not the skin.
         let skin = boundary(&head.mask, |nb| in_fov.data[nb]);
+        // Nor does skin right at that edge: the cut lies anywhere within the cell, and a planar
+        // cut (below) loses the same band, so both kinds of field-of-view edge look alike.
+        let skin = skin.zip(&boundary(&head.mask, |nb| !in_fov.data[nb]), |s, e| s && !e);
+        // A volume resliced into a larger grid (registered, rotated, conformed) pads the space
+        // beyond its original field of view with a constant that looks like air: the cut is
+        // then a flat "skin". It is the edge of the field of view, and what lies beyond it is
+        // unknown, exactly as if the grid ended there.
+        let cuts = planar_cuts(&head.mask, &skin, grid);
+        let mut skin = skin;
+        // The outermost cells of the field of view are partly beyond it (they are kept for the
+        // native voxels nearest to them) and have no skin (above): they are not evidence.
+        let mut in_fov = boundary(in_fov, |_| true).zip(in_fov, |edge, seen| seen && !edge);
+        for cut in &cuts {
+            for c in 0..skin.data.len() {
+                let [i, j, k] = skin.coords(c);
+                let h = cut.height(grid.world(i, j, k));
+                if h > cut.tolerance_mm {
+                    in_fov.data[c] = false;
+                }
+                if skin.data[c] && h > -cut.tolerance_mm {
+                    skin.data[c] = false;
+                }
+            }
+        }
         let distance = distance_sq(&skin, grid.spacing).map(|d| d.sqrt());
         SubjectSurface {
             grid,
             distance,
-            in_fov: in_fov.clone(),
+            in_fov,
+            cuts,
         }
     }
+}
+
+/// A plane where the head is cut by the edge of the original field of view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanarCut {
+    /// Unit normal pointing out of the head.
+    pub normal: [f64; 3],
+    /// `normal · x` on the plane (mm).
+    pub offset_mm: f64,
+    /// Area (mm²) of head boundary lying on the plane.
+    pub area_mm2: f64,
+    pub tolerance_mm: f64,
+}
+
+impl PlanarCut {
+    /// Signed distance (mm) of a world point beyond the plane (positive outside the head).
+    #[inline]
+    pub fn height(&self, w: [f64; 3]) -> f64 {
+        self.normal[0] * w[0] + self.normal[1] * w[1] + self.normal[2] * w[2] - self.offset_mm
+    }
+}
+
+/// Flat boundary larger than this is a cut, not skin: a forehead within ±2 mm of a plane is about
+/// 10 cm², a skull pressed on a table a few cm², a head cut at the nose over 100 cm².
+const MIN_CUT_AREA_MM2: f64 = 4000.0;
+
+/// A cut is flat: the normals of its cells (each from a 5-cell neighbourhood) agree to within
+/// this; skin curves (radius ≲ 15 cm), so a patch of it this flat is a few cm² at most.
+const MAX_CUT_TILT_DEG: f64 = 6.0;
+
+/// Outward normal of the head boundary at a cell: the direction away from the head cells in
+/// its 5×5×5 neighbourhood.
+fn outward_normal(head: &Field<bool>, c: usize) -> Option<[f64; 3]> {
+    let [nx, ny, nz] = head.dims;
+    let [i, j, k] = head.coords(c);
+    let mut n = [0f64; 3];
+    for dk in -2i64..=2 {
+        for dj in -2i64..=2 {
+            for di in -2i64..=2 {
+                let (a, b, e) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                if a < 0 || b < 0 || e < 0 || a >= nx as i64 || b >= ny as i64 || e >= nz as i64 {
+                    continue;
+                }
+                if head.get(a as usize, b as usize, e as usize) {
+                    n[0] -= di as f64;
+                    n[1] -= dj as f64;
+                    n[2] -= dk as f64;
+                }
+            }
+        }
+    }
+    let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+    (len > 1e-9).then(|| n.map(|x| x / len))
+}
+
+/// Large flat parts of the head boundary (at most three). Every skin cell votes for the plane
+/// through it along its normal (normals quantised to ~7°, offsets to 2 mm); the strongest
+/// vote is refined on the cells that agree with it to within [`MAX_CUT_TILT_DEG`] and a cell's
+/// width.
+pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) -> Vec<PlanarCut> {
+    use std::collections::BTreeMap;
+    let cells: Vec<(usize, [f64; 3], [f64; 3])> = (0..skin.data.len())
+        .into_par_iter()
+        .filter(|&c| skin.data[c])
+        .filter_map(|c| {
+            let [i, j, k] = skin.coords(c);
+            outward_normal(head, c).map(|n| (c, n, grid.world(i, j, k)))
+        })
+        .collect();
+    let tolerance_mm = grid.spacing;
+    let cell_area = grid.spacing * grid.spacing;
+    let mut used = vec![false; cells.len()];
+    let mut cuts = Vec::new();
+    for _ in 0..3 {
+        let mut votes: BTreeMap<[i64; 4], usize> = BTreeMap::new();
+        for (n, &(_, nrm, w)) in cells.iter().enumerate() {
+            if used[n] {
+                continue;
+            }
+            let key = nrm.map(|x| (x * 8.0).round() as i64);
+            let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
+            let d = (key[0] as f64 * w[0] + key[1] as f64 * w[1] + key[2] as f64 * w[2]) / len;
+            *votes
+                .entry([key[0], key[1], key[2], (d / 2.0).round() as i64])
+                .or_default() += 1;
+        }
+        let Some((&key, &count)) = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        else {
+            break;
+        };
+        if (count as f64) * cell_area < MIN_CUT_AREA_MM2 / 4.0 {
+            break;
+        }
+        let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
+        let mut normal = [0, 1, 2].map(|a| key[a] as f64 / len);
+        let mut offset = key[3] as f64 * 2.0;
+        let mut members = Vec::new();
+        for _ in 0..3 {
+            members = (0..cells.len())
+                .filter(|&n| {
+                    let (_, nrm, w) = cells[n];
+                    let h = normal[0] * w[0] + normal[1] * w[1] + normal[2] * w[2] - offset;
+                    !used[n]
+                        && dot(nrm, normal) > MAX_CUT_TILT_DEG.to_radians().cos()
+                        && h.abs() <= tolerance_mm
+                })
+                .collect();
+            if members.is_empty() {
+                break;
+            }
+            let m = members.len() as f64;
+            let mean_n = [0, 1, 2].map(|a| members.iter().map(|&n| cells[n].1[a]).sum::<f64>());
+            let l = dot(mean_n, mean_n).sqrt();
+            normal = mean_n.map(|x| x / l);
+            offset = members
+                .iter()
+                .map(|&n| dot(normal, cells[n].2))
+                .sum::<f64>()
+                / m;
+        }
+        let area = members.len() as f64 * cell_area;
+        if area < MIN_CUT_AREA_MM2 {
+            break;
+        }
+        for &n in &members {
+            used[n] = true;
+        }
+        cuts.push(PlanarCut {
+            normal,
+            offset_mm: offset,
+            area_mm2: area,
+            tolerance_mm,
+        });
+    }
+    cuts
+}
+
+#[inline]
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 /// Template world → subject world.
@@ -100,17 +268,16 @@ impl Problem<'_> {
         let mut sum = 0.0;
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
-            let w = [w[0], w[1], w[2]];
+            let at = g.to_grid([w[0], w[1], w[2]]);
             let inside = g
-                .nearest(w)
-                .map(|c| self.surface.in_fov.data[c])
-                .unwrap_or(false);
+                .nearest_to_grid(at)
+                .is_some_and(|c| self.surface.in_fov.data[c]);
             if !inside {
                 sum += 0.5 * cap2;
                 continue;
             }
-            let d = trilinear(&self.surface.distance.data, g.dims, g.to_grid(w))
-                .unwrap_or(self.cap_mm as f32) as f64;
+            let d = trilinear(&self.surface.distance.data, g.dims, at).unwrap_or(self.cap_mm as f32)
+                as f64;
             sum += (d * d).min(cap2);
         }
         sum / self.points.len().max(1) as f64 + prior(p)
@@ -143,6 +310,116 @@ impl Problem<'_> {
             n_in as f64 / self.points.len().max(1) as f64,
         )
     }
+}
+
+/// Levenberg–Marquardt on the truncated least-squares skin distance: each template point in
+/// view and within `cap_mm` of the skin pulls along the distance field's gradient. Near the
+/// optimum this converges in a few iterations to the bottom of the cost, where a simplex
+/// stalls on the cost's flat valleys (pitch and height of a round cranium). The points that
+/// count are chosen once per round, so a point drifting out of view or off the cap does not
+/// make the cost jump under the solver. Sequential sums: deterministic.
+fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
+    let g = &problem.surface.grid;
+    let cap = problem.cap_mm;
+    let cap2 = cap * cap;
+    let h = 0.5 * g.spacing;
+    let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
+    let distance = |w: [f64; 3]| -> Option<f64> {
+        let at = g.to_grid(w);
+        if !g
+            .nearest_to_grid(at)
+            .is_some_and(|c| problem.surface.in_fov.data[c])
+        {
+            return None;
+        }
+        trilinear(&problem.surface.distance.data, g.dims, at).map(|d| d as f64)
+    };
+    let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
+        let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
+        [w[0], w[1], w[2]]
+    };
+    for _ in 0..rounds {
+        let m = matrix(&p, problem.centre);
+        let active: Vec<[f64; 3]> = problem
+            .points
+            .iter()
+            .filter(|x| distance(apply(&m, x)).is_some_and(|d| d <= cap))
+            .copied()
+            .collect();
+        if active.len() < 10 {
+            break;
+        }
+        let cost = |q: &[f64; 9]| {
+            let m = matrix(q, problem.centre);
+            let sum: f64 = active
+                .iter()
+                .map(|x| distance(apply(&m, x)).map_or(cap2, |d| (d * d).min(cap2)))
+                .sum();
+            sum / active.len() as f64 + prior(q)
+        };
+        let mut current = cost(&p);
+        let mut lambda = 1e-3;
+        for _ in 0..15 {
+            let m = matrix(&p, problem.centre);
+            let dm: [Matrix4<f64>; 9] = std::array::from_fn(|k| {
+                let mut q = p;
+                q[k] += eps[k];
+                (matrix(&q, problem.centre) - m) / eps[k]
+            });
+            let mut jtj = nalgebra::SMatrix::<f64, 9, 9>::zeros();
+            let mut jtr = nalgebra::SVector::<f64, 9>::zeros();
+            for x in &active {
+                let w = apply(&m, x);
+                let Some(d) = distance(w).filter(|&d| d <= cap) else {
+                    continue;
+                };
+                let mut grad = [0f64; 3];
+                for (a, gr) in grad.iter_mut().enumerate() {
+                    let mut up = w;
+                    up[a] += h;
+                    let mut down = w;
+                    down[a] -= h;
+                    let u = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(up));
+                    let v = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(down));
+                    if let (Some(u), Some(v)) = (u, v) {
+                        *gr = (u - v) as f64 / (2.0 * h);
+                    }
+                }
+                let xv = Vector4::new(x[0], x[1], x[2], 1.0);
+                let j: nalgebra::SVector<f64, 9> = nalgebra::SVector::from_fn(|k, _| {
+                    let dw = dm[k] * xv;
+                    grad[0] * dw[0] + grad[1] * dw[1] + grad[2] * dw[2]
+                });
+                jtj += j * j.transpose();
+                jtr += j * d;
+            }
+            let mut improved = false;
+            for _ in 0..8 {
+                let mut a = jtj;
+                for k in 0..9 {
+                    a[(k, k)] += lambda * jtj[(k, k)].max(1e-9);
+                }
+                let Some(step) = a.cholesky().map(|c| c.solve(&jtr)) else {
+                    lambda *= 10.0;
+                    continue;
+                };
+                let q: [f64; 9] = std::array::from_fn(|k| p[k] - step[k]);
+                let c = cost(&q);
+                if c < current {
+                    improved = current - c > 1e-6 * (1.0 + c);
+                    p = q;
+                    current = c;
+                    lambda = (lambda / 3.0).max(1e-7);
+                    break;
+                }
+                lambda *= 4.0;
+            }
+            if !improved {
+                break;
+            }
+        }
+    }
+    p
 }
 
 /// Nelder–Mead minimisation from `x0` with initial steps `step`.
@@ -225,7 +502,9 @@ fn anchor(points: impl Iterator<Item = [f64; 3]>) -> Option<[f64; 3]> {
 
 /// Fits the template to the subject's head. `None` when there is no head surface.
 pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<HeadFit> {
-    let all = template.points(label::FIT_SURFACE);
+    let all = template
+        .fit_points
+        .get_or_init(|| template.points(label::FIT_SURFACE));
     if all.is_empty() {
         return None;
     }
@@ -238,7 +517,11 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
             g.world(i, j, k)
         },
     ))?;
-    let template_anchor = anchor(template.points(label::HEAD).into_iter())?;
+    let template_anchor = template
+        .head_anchor
+        .get_or_init(|| anchor(template.points(label::HEAD).into_iter()))
+        .as_ref()
+        .copied()?;
     let t0 = [0, 1, 2].map(|a| subject_anchor[a] - template_anchor[a]);
 
     // Prime strides spread the subsample over the whole surface (the points are in grid order).
@@ -267,6 +550,10 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         .collect();
     results.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
 
+    // The two best basins are refined by a simplex on a denser subsample (a restart lets a
+    // collapsed simplex open up again), then by Levenberg–Marquardt on every other point (13k:
+    // as precise as all of them, at half the cost) with a tighter cap, which reaches the
+    // bottom of the cost where the simplex stalls.
     let fine = Problem {
         surface,
         points: all.iter().step_by(7).copied().collect(),
@@ -274,35 +561,32 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         cap_mm: 8.0,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
-    let polish = Problem {
+    let precise = Problem {
         surface,
-        points: all.iter().step_by(3).copied().collect(),
+        points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,
     };
-    let tiny = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 0.01, 0.01];
     let refined: Vec<(usize, [f64; 9], f64)> = results
         .iter()
         .take(2)
         .collect::<Vec<_>>()
         .par_iter()
         .map(|(i, x, _)| {
-            // a restart lets a collapsed simplex open up again
             let (x1, _) = nelder_mead(&|p| fine.cost(p), *x, small, 500);
             let (x2, _) = nelder_mead(&|p| fine.cost(p), x1, small, 300);
-            // final polish on a denser sample with a tighter cap: the cranium is nearly round,
-            // so pitch is weakly determined and needs the detail
-            let (x3, c3) = nelder_mead(&|p| polish.cost(p), x2, tiny, 400);
-            (*i, x3, c3)
+            let x3 = refine(&precise, x2, 3);
+            (*i, x3, precise.cost(&x3))
         })
         .collect();
     let best = refined
         .iter()
-        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?;
-    let (mean, inl, fov) = polish.quality(&best.1);
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))?
+        .1;
+    let (mean, inl, fov) = precise.quality(&best);
     Some(HeadFit {
-        matrix: matrix(&best.1, centre),
-        params: best.1,
+        matrix: matrix(&best, centre),
+        params: best,
         mean_distance_mm: mean,
         inlier_fraction: inl,
         in_fov_fraction: fov,

@@ -42,6 +42,10 @@ pub struct Template {
     /// Named points in template world mm (nose tip, eyes, lips, chin, tragi); approximate: the
     /// template face is an average and blurred.
     pub landmarks: BTreeMap<String, [f64; 3]>,
+    /// The fit surface's points and the head's anchor, derived once per process: scanning the
+    /// label volume for them costs more than some fits.
+    pub(crate) fit_points: OnceLock<Vec<[f64; 3]>>,
+    pub(crate) head_anchor: OnceLock<Option<[f64; 3]>>,
 }
 
 impl Template {
@@ -100,6 +104,8 @@ impl Template {
             world_to_voxel,
             labels,
             landmarks: meta.landmarks,
+            fit_points: OnceLock::new(),
+            head_anchor: OnceLock::new(),
         })
     }
 
