@@ -188,7 +188,10 @@ impl MriSkull {
         // The closed ring reaches into sulci and the faint valleys of the cortex: give the core
         // back what it lost there, but not the truly dark band (bone, or CSF in T1), whose
         // inner part is not told apart from bone by intensity.
-        let regrow = dilate(&core, REGROW_MM.max(sp), sp);
+        // never into the outer part of the ring, where the skull is (partial volume there is
+        // not dark)
+        let regrow = dilate(&core, REGROW_MM.max(sp), sp)
+            .zip(&erode(&enclosed, REGROW_MM.max(sp), sp), |a, b| a && b);
         let regrown = Field {
             dims: head.dims,
             data: (0..head.data.len())
