@@ -44,7 +44,7 @@ use face::FaceRegion;
 use grid::{Field, WorkingImage};
 use head::HeadMask;
 use registration::{HeadFit, SubjectSurface};
-use skull::{SkullSurface, CT_BONE_HU};
+use skull::SkullSurface;
 use template::{label, Template};
 
 /// Why no mask could be made. Each message names the file.
@@ -155,6 +155,12 @@ pub struct DefaceMask {
     pub head: Array3<bool>,
     /// The fitted template head.
     pub template_head: Array3<bool>,
+    /// Bone in the head, when the modality shows it (CT) or the skull was found (MRI); kept
+    /// unless `remove_bone`.
+    pub bone: Option<Array3<bool>>,
+    /// The space the skull encloses next to the brain, when the skull was found: part of the
+    /// protected brain.
+    pub intracranial: Option<Array3<bool>>,
     /// Air in stored units (what a removed voxel is set to).
     pub fill_value_stored: f64,
     /// Air in physical units (HU for CT).
@@ -291,17 +297,18 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         img.grid.spacing,
     );
     let region = FaceRegion::new(&labels, &brain, &img.in_fov);
-    if modality != Modality::Ct && !opts.remove_bone {
-        warnings.push(
-            "bone is not identified in MRI: facial bone is removed with the soft tissue".into(),
-        );
+    if !skull.found() && !opts.remove_bone {
+        let why = skull.problem.as_deref().unwrap_or("no bone model");
+        warnings.push(format!(
+            "bone is not identified ({why}): facial bone is removed with the soft tissue"
+        ));
     }
     timings.regions = ms(t);
 
     let t = Instant::now();
-    let keep_bone = modality == Modality::Ct && !opts.remove_bone;
+    let keep_bone = skull.found() && !opts.remove_bone;
     let native = to_native(
-        vol, &img, &labels, &head.mask, &region, &brain, opts.ears, keep_bone,
+        vol, &img, &labels, &head.mask, &region, &brain, &skull, opts.ears, keep_bone,
     );
     timings.native = ms(t);
 
@@ -343,6 +350,8 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         protected: native.protected,
         head: native.head,
         template_head: native.template_head,
+        bone: native.bone,
+        intracranial: native.intracranial,
         fill_value_stored,
         air_physical,
         report,
@@ -401,6 +410,8 @@ struct NativeMasks {
     protected: Array3<bool>,
     head: Array3<bool>,
     template_head: Array3<bool>,
+    bone: Option<Array3<bool>>,
+    intracranial: Option<Array3<bool>>,
 }
 
 /// Maps the working-grid masks onto the native grid: each native voxel centre takes the value
@@ -414,6 +425,7 @@ fn to_native(
     head: &Field<bool>,
     region: &FaceRegion,
     brain: &ProtectedBrain,
+    skull: &SkullSurface,
     ears: bool,
     keep_bone: bool,
 ) -> NativeMasks {
@@ -422,6 +434,8 @@ fn to_native(
     const PROTECTED: u8 = 4;
     const HEAD: u8 = 8;
     const TEMPLATE_HEAD: u8 = 16;
+    const BONE: u8 = 32;
+    const INTRACRANIAL: u8 = 64;
     let [nx, ny, nz, _] = vol.dims();
     let cell: Vec<u8> = (0..labels.data.len())
         .into_par_iter()
@@ -432,10 +446,14 @@ fn to_native(
                 | bit(brain.protected.data[c], PROTECTED)
                 | bit(head.data[c], HEAD)
                 | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD)
+                | bit(
+                    skull.intracranial.as_ref().is_some_and(|f| f.data[c]),
+                    INTRACRANIAL,
+                )
         })
         .collect();
-    // CT bone is kept at native resolution, where it is sharp.
-    let bone_hu = keep_bone.then(|| vol.frame_physical(0));
+    // Bone is kept at native resolution, where it is sharp.
+    let phys = skull.found().then(|| vol.frame_physical(0));
     let a = vol.affine.0;
     let grid = img.grid;
     let mut codes = vec![0u8; nx * ny * nz];
@@ -446,10 +464,12 @@ fn to_native(
             for j in 0..ny {
                 for i in 0..nx {
                     let w = a * Vector4::new(i as f64, j as f64, k as f64, 1.0);
-                    let mut code = grid.nearest([w[0], w[1], w[2]]).map_or(0, |c| cell[c]);
-                    if code & (FACE | EARS) != 0 {
-                        if let Some(hu) = &bone_hu {
-                            if hu[[i, j, k]] as f64 > CT_BONE_HU {
+                    let near = grid.nearest([w[0], w[1], w[2]]);
+                    let mut code = near.map_or(0, |c| cell[c]);
+                    if let Some(v) = &phys {
+                        if code & HEAD != 0 && skull.is_native_bone(near, v[[i, j, k]]) {
+                            code |= BONE;
+                            if keep_bone {
                                 code &= !(FACE | EARS);
                             }
                         }
@@ -469,5 +489,7 @@ fn to_native(
         protected: mask(PROTECTED),
         head: mask(HEAD),
         template_head: mask(TEMPLATE_HEAD),
+        bone: skull.found().then(|| mask(BONE)),
+        intracranial: skull.intracranial.is_some().then(|| mask(INTRACRANIAL)),
     }
 }

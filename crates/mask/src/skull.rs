@@ -1,22 +1,67 @@
-//! Bone and the intracranial space. In CT both are plain to see (bone is bright in Hounsfield
-//! units). In MRI cortical bone is dark like air and CSF; we do not guess it there: facial bone
-//! is then removed with the soft tissue (privacy first; the brain is protected regardless).
+//! Bone and the intracranial space.
+//!
+//! In CT both are plain to see: bone is bright in Hounsfield units.
+//!
+//! In MRI cortical bone gives almost no signal in any contrast (T1, T2, FLAIR, PD): it is a dark
+//! band between the scalp and the brain. Marrow may be bright (fat), CSF is dark in T1 and FLAIR
+//! and bright in T2, the eyes are dark in T1, the sinuses are air. So "dark" alone is not bone;
+//! the band's shape decides:
+//! - intensities are judged against the local level of the surrounding tissue, so a bias field,
+//!   another scanner or another contrast does not move the cut;
+//! - the skull is the dark ring that encloses the fitted template's brain in axial slices, and
+//!   what it encloses next to that brain is the intracranial space;
+//! - bone is thin: dark blobs thicker than a skull (the eyes in T1, the sinuses, wide CSF) are
+//!   not bone.
+//!
+//! When the band is not found where a skull must be, bone is not claimed at all: facial bone is
+//! then removed with the soft tissue (privacy first; the brain is protected regardless).
 
-use crate::distance::{close, dilate, fill_holes_axial, largest_component};
+use crate::distance::{close, dilate, distance_sq, erode, fill_holes, largest_component};
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
+use rayon::prelude::*;
 
 /// Cortical bone in CT is above this (soft tissue ≲ 100 HU, trabecular bone ≳ 300 HU).
 pub const CT_BONE_HU: f64 = 250.0;
 /// At 2 mm a 4 mm skull is partly averaged with soft tissue, so the working grid uses a lower cut.
 const CT_BONE_HU_WORKING: f32 = 150.0;
 
+/// MRI: a voxel is dark (bone, air, or CSF in T1) below this share of the local tissue level.
+/// Scalp, fat, muscle and brain are well above half of it in every contrast; cortical bone is
+/// near the noise floor.
+pub const MRI_DARK: f32 = 0.4;
+/// Radius (mm) of the neighbourhood whose tissue sets the local level: wide enough to hold scalp
+/// and brain whatever the band's thickness, narrow enough to follow a coil's bias field.
+const LEVEL_RADIUS_MM: f64 = 16.0;
+/// Skin is partial-volumed with air on the working grid: no bone this close to it.
+const MIN_DEPTH_MM: f64 = 3.0;
+/// The skull lies within this distance (mm) of the fitted template brain.
+const SKULL_REACH_MM: f64 = 25.0;
+/// The intracranial space lies within this distance (mm) of the fitted template brain.
+const INTRACRANIAL_REACH_MM: f64 = 15.0;
+/// Dark blobs that hold a ball of this radius (mm) are too thick for bone (eyes, sinuses).
+const THICK_MM: f64 = 5.0;
+/// A valley narrower than about twice this (mm) and deeper than [`VALLEY_DEPTH`] of the local
+/// level is dark too.
+const VALLEY_MM: f64 = 4.0;
+const VALLEY_DEPTH: f32 = 0.35;
+/// How far (mm) the enclosed core is grown back into the closed ring's faint cells.
+const REGROW_MM: f64 = 6.0;
+/// Gaps of the dark ring bridged before its inside is filled (mm).
+const RING_CLOSING_MM: f64 = 4.0;
+
 #[derive(Debug, Clone)]
 pub struct SkullSurface {
+    pub modality: Modality,
     /// Bone on the working grid, when the modality shows it.
     pub bone: Option<Field<bool>>,
     /// The space enclosed by the skull (brain, CSF, vessels), when bone is seen.
     pub intracranial: Option<Field<bool>>,
+    /// MRI: the local tissue level of each working cell, and the cells next to bone; a native
+    /// voxel there darker than [`MRI_DARK`] of the level is bone.
+    pub mri_band: Option<(Field<f32>, Field<bool>)>,
+    /// Why bone was not identified, when it was looked for and not found.
+    pub problem: Option<String>,
 }
 
 impl SkullSurface {
@@ -28,17 +73,33 @@ impl SkullSurface {
         head: &Field<bool>,
         brain_hint: &Field<bool>,
     ) -> Self {
-        if modality != Modality::Ct {
-            return SkullSurface {
+        if modality == Modality::Ct {
+            return Self::find_ct(img, head, brain_hint);
+        }
+        match MriSkull::find(img, head, brain_hint) {
+            Ok(s) => SkullSurface {
+                modality,
+                bone: Some(s.bone),
+                intracranial: Some(s.intracranial),
+                mri_band: Some((s.level, s.near_bone)),
+                problem: None,
+            },
+            Err(problem) => SkullSurface {
+                modality,
                 bone: None,
                 intracranial: None,
-            };
+                mri_band: None,
+                problem: Some(problem),
+            },
         }
+    }
+
+    fn find_ct(img: &WorkingImage, head: &Field<bool>, brain_hint: &Field<bool>) -> Self {
         let sp = img.grid.spacing;
         let bone = img.values.zip(head, |v, h| h && v > CT_BONE_HU_WORKING);
         // sutures, emissary foramina and partial volume leave gaps in the ring
         let ring = close(&bone, 4.0, sp);
-        let enclosed = fill_holes_axial(&ring);
+        let enclosed = enclosed_in_axial_slices(&ring);
         let near_brain = dilate(brain_hint, 20.0, sp);
         let soft = img.values.map(|v| (-100.0..=150.0).contains(&v));
         let mut inside = enclosed.zip(&ring, |e, r| e && !r);
@@ -47,8 +108,342 @@ impl SkullSurface {
             .zip(&soft, |a, b| a && b);
         let intracranial = largest_component(&inside);
         SkullSurface {
+            modality: Modality::Ct,
             bone: Some(bone),
             intracranial: Some(intracranial),
+            mri_band: None,
+            problem: None,
         }
     }
+
+    /// Whether a native voxel of physical `value`, whose nearest working cell is `cell`, is bone
+    /// (kept unless bone removal is asked for).
+    pub fn is_native_bone(&self, cell: Option<usize>, value: f32) -> bool {
+        if self.modality == Modality::Ct {
+            return value as f64 > CT_BONE_HU;
+        }
+        match (&self.mri_band, cell) {
+            (Some((level, near)), Some(c)) => near.data[c] && value < MRI_DARK * level.data[c],
+            _ => false,
+        }
+    }
+
+    /// Whether bone was identified (and so can be kept).
+    pub fn found(&self) -> bool {
+        self.bone.is_some()
+    }
+}
+
+/// The MRI skull on the working grid.
+struct MriSkull {
+    bone: Field<bool>,
+    intracranial: Field<bool>,
+    level: Field<f32>,
+    near_bone: Field<bool>,
+}
+
+impl MriSkull {
+    fn find(
+        img: &WorkingImage,
+        head: &Field<bool>,
+        brain_hint: &Field<bool>,
+    ) -> Result<Self, String> {
+        let sp = img.grid.spacing;
+        let head = head.zip(&img.in_fov, |h, ok| h && ok);
+        let level = tissue_level(&img.values, &head, sp);
+        let depth = distance_sq(&head.map(|h| !h), sp);
+        let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
+        // a thin band darker than both its sides, however dark in absolute terms (blurred by
+        // the working grid, or crossed by a vein at the vertex)
+        let r = (VALLEY_MM / sp).round().max(1.0) as usize;
+        let closed_values = extreme_filter(&extreme_filter(&img.values, r, true), r, false);
+        let dark = Field {
+            dims: head.dims,
+            data: (0..head.data.len())
+                .into_par_iter()
+                .map(|c| {
+                    head.data[c]
+                        && depth.data[c] >= min_depth
+                        && (img.values.data[c] < MRI_DARK * level.data[c]
+                            || closed_values.data[c] - img.values.data[c]
+                                > VALLEY_DEPTH * level.data[c])
+                })
+                .collect(),
+        };
+        let to_brain = distance_sq(brain_hint, sp);
+        let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
+        // single-cell gaps: foramina, partial volume with marrow or vessels
+        let ring = close(
+            &dark.zip(&near_brain, |d, n| d && n),
+            RING_CLOSING_MM.max(sp),
+            sp,
+        );
+        let enclosed = enclosed_in_axial_slices(&ring);
+        let close_to_brain =
+            to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
+        let inside = enclosed
+            .zip(&ring, |e, r| e && !r)
+            .zip(&close_to_brain, |a, b| a && b);
+        let core = largest_component(&inside);
+        // The closed ring reaches into sulci and the faint valleys of the cortex: give the core
+        // back what it lost there, but not the truly dark band (bone, or CSF in T1), whose
+        // inner part is not told apart from bone by intensity.
+        // never into the outer part of the ring, where the skull is (partial volume there is
+        // not dark)
+        let regrow = dilate(&core, REGROW_MM.max(sp), sp)
+            .zip(&erode(&enclosed, REGROW_MM.max(sp), sp), |a, b| a && b);
+        let regrown = Field {
+            dims: head.dims,
+            data: (0..head.data.len())
+                .into_par_iter()
+                .map(|c| {
+                    core.data[c]
+                        || (regrow.data[c]
+                            && enclosed.data[c]
+                            && img.values.data[c] >= MRI_DARK * level.data[c])
+                })
+                .collect(),
+        };
+        // ventricles (dark in T1) are holes in it; the skull is not
+        let intracranial = fill_holes(&close(&regrown, 2.0 * sp, sp).zip(&enclosed, |a, b| a && b));
+
+        let thick = dilate(&erode(&dark, THICK_MM, sp), THICK_MM + sp, sp);
+        // the vault around the cranium, and the facial bones under the face's soft tissue
+        let bone = Field {
+            dims: head.dims,
+            data: (0..head.data.len())
+                .into_par_iter()
+                .map(|c| dark.data[c] && !thick.data[c] && !intracranial.data[c])
+                .collect(),
+        };
+        check_plausible(img, &head, brain_hint, &intracranial, &bone)?;
+        let near_bone = dilate(&bone, sp, sp);
+        Ok(MriSkull {
+            bone,
+            intracranial,
+            level,
+            near_bone,
+        })
+    }
+}
+
+/// Refuses a skull that is not where one must be: the enclosed space must hold the template's
+/// brain and not much more, and bone must cover the brain's upper surface.
+fn check_plausible(
+    img: &WorkingImage,
+    head: &Field<bool>,
+    brain_hint: &Field<bool>,
+    intracranial: &Field<bool>,
+    bone: &Field<bool>,
+) -> Result<(), String> {
+    let sp = img.grid.spacing;
+    let brain_in_view = brain_hint.zip(&img.in_fov, |b, ok| b && ok);
+    let brain_n = brain_in_view.count();
+    if brain_n == 0 {
+        return Err("the template brain is outside the field of view".into());
+    }
+    let ic_n = intracranial.count();
+    let ratio = ic_n as f64 / brain_n as f64;
+    // Below: slices where the ring stays open (thick slices, a vein at the vertex, a cut field
+    // of view) add nothing, which is safe; the interior test below catches a missing ring.
+    if !(0.6..=1.6).contains(&ratio) {
+        return Err(format!(
+            "the space enclosed by the dark band is {:.0}% of the template brain",
+            ratio * 100.0
+        ));
+    }
+    let deep = crate::distance::erode(&brain_in_view, 8.0, sp);
+    let deep_n = deep.count();
+    let held = deep.zip(intracranial, |d, i| d && i).count();
+    if deep_n > 0 && (held as f64) < 0.9 * deep_n as f64 {
+        return Err(format!(
+            "the space enclosed by the dark band holds {:.0}% of the template brain's interior",
+            100.0 * held as f64 / deep_n as f64
+        ));
+    }
+    // the brain's surface under the scalp (not the skull base) must have bone outside it
+    let near_bone = dilate(bone, 15.0, sp);
+    let dims = brain_hint.dims;
+    let mut surface = 0usize;
+    let mut covered = 0usize;
+    let brain_top = (0..brain_in_view.data.len())
+        .filter(|&c| brain_in_view.data[c])
+        .map(|c| brain_in_view.coords(c)[2])
+        .max()
+        .unwrap_or(0);
+    let brain_bottom = (0..brain_in_view.data.len())
+        .filter(|&c| brain_in_view.data[c])
+        .map(|c| brain_in_view.coords(c)[2])
+        .min()
+        .unwrap_or(0);
+    let upper = brain_bottom + (brain_top - brain_bottom) / 2;
+    for c in 0..brain_in_view.data.len() {
+        if !brain_in_view.data[c] || brain_in_view.coords(c)[2] < upper {
+            continue;
+        }
+        let on_surface =
+            crate::distance::neighbours6(dims, c).any(|nb| !brain_hint.data[nb] && head.data[nb]);
+        if on_surface {
+            surface += 1;
+            covered += near_bone.data[c] as usize;
+        }
+    }
+    if surface > 0 && (covered as f64) < 0.7 * surface as f64 {
+        return Err(format!(
+            "a dark band covers {:.0}% of the upper brain surface",
+            100.0 * covered as f64 / surface as f64
+        ));
+    }
+    Ok(())
+}
+
+/// The local level of bright tissue around each cell: the mean of the head's tissue within
+/// [`LEVEL_RADIUS_MM`], leaving out the dark cells (bone, air, CSF in T1) that would drag it down.
+fn tissue_level(values: &Field<f32>, head: &Field<bool>, spacing: f64) -> Field<f32> {
+    let r = (LEVEL_RADIUS_MM / spacing).round().max(1.0) as usize;
+    let first = local_mean(values, head, r);
+    let bright = Field {
+        dims: head.dims,
+        data: (0..head.data.len())
+            .into_par_iter()
+            .map(|c| head.data[c] && values.data[c] >= MRI_DARK * first.data[c])
+            .collect(),
+    };
+    local_mean(values, &bright, r)
+}
+
+/// Mean of `values` over the `mask` cells in a (2r+1)³ box around each cell (0 where the box
+/// holds none): a separable box filter of the masked values and of the mask.
+fn local_mean(values: &Field<f32>, mask: &Field<bool>, r: usize) -> Field<f32> {
+    let sum = box_sum(&values.zip(mask, |v, m| if m { v as f64 } else { 0.0 }), r);
+    let n = box_sum(&mask.map(|m| m as u8 as f64), r);
+    sum.zip(&n, |s, n| if n > 0.5 { (s / n) as f32 } else { 0.0 })
+}
+
+fn box_sum(f: &Field<f64>, r: usize) -> Field<f64> {
+    let mut data = f.data.clone();
+    for axis in 0..3 {
+        data = box_axis(&data, f.dims, axis, r);
+    }
+    Field { dims: f.dims, data }
+}
+
+/// Running sum over a window of 2r+1 cells along one axis (clipped at the grid edge).
+fn box_axis(data: &[f64], dims: [usize; 3], axis: usize, r: usize) -> Vec<f64> {
+    let [nx, ny, nz] = dims;
+    let stride = [1, nx, nx * ny][axis];
+    let len = dims[axis];
+    // every line along `axis` starts at one cell of the other two axes
+    let starts: Vec<usize> = match axis {
+        0 => (0..ny * nz).map(|l| l * nx).collect(),
+        1 => (0..nz)
+            .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
+            .collect(),
+        _ => (0..nx * ny).collect(),
+    };
+    let lines: Vec<(usize, Vec<f64>)> = starts
+        .par_iter()
+        .map(|&s| {
+            let mut prefix = vec![0f64; len + 1];
+            for t in 0..len {
+                prefix[t + 1] = prefix[t] + data[s + t * stride];
+            }
+            let out = (0..len)
+                .map(|t| prefix[(t + r + 1).min(len)] - prefix[t.saturating_sub(r)])
+                .collect();
+            (s, out)
+        })
+        .collect();
+    let mut out = vec![0f64; data.len()];
+    for (s, line) in lines {
+        for (t, v) in line.into_iter().enumerate() {
+            out[s + t * stride] = v;
+        }
+    }
+    out
+}
+
+/// `mask` with what it encloses in each axial (z) slice: a skull ring closes in axial slices
+/// even where the skull base has openings in 3-D. The flood runs within the slice only.
+fn enclosed_in_axial_slices(mask: &Field<bool>) -> Field<bool> {
+    let [nx, ny, _] = mask.dims;
+    let mut out = mask.data.clone();
+    out.par_chunks_mut(nx * ny).for_each(|slab| {
+        let mut outside = vec![false; nx * ny];
+        let mut stack = Vec::new();
+        for j in 0..ny {
+            for i in 0..nx {
+                let c = i + nx * j;
+                if (i == 0 || j == 0 || i + 1 == nx || j + 1 == ny) && !slab[c] {
+                    outside[c] = true;
+                    stack.push(c);
+                }
+            }
+        }
+        while let Some(c) = stack.pop() {
+            let (i, j) = (c % nx, c / nx);
+            let nbs = [
+                (i > 0).then(|| c - 1),
+                (i + 1 < nx).then(|| c + 1),
+                (j > 0).then(|| c - nx),
+                (j + 1 < ny).then(|| c + nx),
+            ];
+            for nb in nbs.into_iter().flatten() {
+                if !slab[nb] && !outside[nb] {
+                    outside[nb] = true;
+                    stack.push(nb);
+                }
+            }
+        }
+        for (v, o) in slab.iter_mut().zip(&outside) {
+            *v = *v || !o;
+        }
+    });
+    Field {
+        dims: mask.dims,
+        data: out,
+    }
+}
+
+/// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable.
+fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
+    let [nx, ny, nz] = f.dims;
+    let mut data = f.data.clone();
+    for axis in 0..3 {
+        let stride = [1, nx, nx * ny][axis];
+        let len = f.dims[axis];
+        let starts: Vec<usize> = match axis {
+            0 => (0..ny * nz).map(|l| l * nx).collect(),
+            1 => (0..nz)
+                .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
+                .collect(),
+            _ => (0..nx * ny).collect(),
+        };
+        let src = &data;
+        let lines: Vec<(usize, Vec<f32>)> = starts
+            .par_iter()
+            .map(|&s| {
+                let line: Vec<f32> = (0..len).map(|t| src[s + t * stride]).collect();
+                let out = (0..len)
+                    .map(|t| {
+                        let w = &line[t.saturating_sub(r)..(t + r + 1).min(len)];
+                        if max {
+                            w.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+                        } else {
+                            w.iter().copied().fold(f32::INFINITY, f32::min)
+                        }
+                    })
+                    .collect();
+                (s, out)
+            })
+            .collect();
+        let mut next = vec![0f32; data.len()];
+        for (s, line) in lines {
+            for (t, v) in line.into_iter().enumerate() {
+                next[s + t * stride] = v;
+            }
+        }
+        data = next;
+    }
+    Field { dims: f.dims, data }
 }
