@@ -222,26 +222,6 @@ pub fn fill_holes(mask: &Field<bool>) -> Field<bool> {
     mask.zip(&holes, |a, b| a || b)
 }
 
-/// Fills holes in each axial (z) slice separately: a skull ring closes in axial slices even
-/// where the skull base has openings in 3-D.
-pub fn fill_holes_axial(mask: &Field<bool>) -> Field<bool> {
-    let [nx, ny, _] = mask.dims;
-    let mut out = mask.data.clone();
-    out.par_chunks_mut(nx * ny).for_each(|slab| {
-        let slice = Field {
-            dims: [nx, ny, 1],
-            data: slab.to_vec(),
-        };
-        // a 2-D flood: neighbours within the slice only (k never changes with nz = 1)
-        let filled = fill_holes(&slice);
-        slab.copy_from_slice(&filled.data);
-    });
-    Field {
-        dims: mask.dims,
-        data: out,
-    }
-}
-
 #[inline]
 pub fn neighbours6(dims: [usize; 3], c: usize) -> impl Iterator<Item = usize> {
     let [nx, ny, nz] = dims;
