@@ -96,7 +96,9 @@ pub struct Residuals {
     pub max_relief_mm: f64,
     /// The relief (mm) at and above which a landmark counts as a remaining feature.
     pub large_relief_mm: f64,
-    /// Some landmark's relief reaches `large_relief_mm`.
+    /// A feature remains: a nose, lips or chin whose relief reaches `large_relief_mm`, or eye
+    /// sockets that both reach it. A face has two; one hollow alone is what a cut through the
+    /// orbit or the underside of a bare brain's frontal lobe leaves.
     pub large_residual: bool,
 }
 
@@ -132,9 +134,22 @@ pub fn measure(scene: &SkinScene, landmarks: &[Landmark], opts: &ResidualOptions
         nose_prominence_mm,
         max_relief_mm,
         large_relief_mm: opts.large_relief_mm,
-        large_residual: max_relief_mm >= opts.large_relief_mm,
+        large_residual: large_residual(&landmarks, opts.large_relief_mm),
         landmarks,
     }
+}
+
+/// See [`Residuals::large_residual`].
+fn large_residual(landmarks: &[LandmarkResidual], large_mm: f64) -> bool {
+    let (eyes, others): (Vec<_>, Vec<_>) = landmarks
+        .iter()
+        .partition(|l| matches!(Feature::of(&l.name), Feature::Hollow));
+    let eyes_remain = match eyes.len() {
+        0 => false,
+        1 => eyes[0].relief_mm >= large_mm,
+        _ => eyes.iter().all(|l| l.relief_mm >= large_mm),
+    };
+    eyes_remain || others.iter().any(|l| l.relief_mm >= large_mm)
 }
 
 /// An orthonormal frame on the face: `right` towards the subject's right eye, `up` from chin to

@@ -328,7 +328,14 @@ fn deface_volume(
         ..Default::default()
     };
     let t = Instant::now();
-    let plan = crate::plan::plan(&vol, args.margin, args.ears, args.remove_bone)?;
+    let rebuilds_face = !matches!(method, Method::Remove { .. });
+    let plan = crate::plan::plan(
+        &vol,
+        args.margin,
+        args.ears,
+        args.remove_bone,
+        rebuilds_face,
+    )?;
     rep.timings_ms.mask = ms(t);
     if let Some(mask_path) = &sides.mask {
         write_mask(&vol, &plan.change, mask_path)?;

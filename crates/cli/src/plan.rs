@@ -3,7 +3,7 @@
 use anyhow::Result;
 use defacer_apply::Region;
 use defacer_mask::{DefaceMask, DefaceOptions};
-use defacer_volume::Volume;
+use defacer_volume::{Modality, Volume};
 use ndarray::Array3;
 
 /// The mask of one volume, with the union of everything that may change.
@@ -23,12 +23,36 @@ impl Plan {
     }
 }
 
-pub fn plan(vol: &Volume, margin_mm: f64, ears: bool, remove_bone: bool) -> Result<Plan> {
+/// The mask for one volume. `rebuilds_face` is true for the methods that rebuild tissue over the
+/// face (blur, reface): in MRI the kept bone is a dark band, and left standing inside rebuilt
+/// bright tissue it draws the facial skeleton (orbital rims, nose) into the skin surface, which
+/// a face detector reads as a face. So for those methods MRI facial bone is rebuilt with the
+/// soft tissue, and the report says so; CT bone is brighter than any rebuilt tissue and stays.
+pub fn plan(
+    vol: &Volume,
+    margin_mm: f64,
+    ears: bool,
+    remove_bone: bool,
+    rebuilds_face: bool,
+) -> Result<Plan> {
     let opts = DefaceOptions::default()
         .margin_mm(margin_mm)
         .ears(ears)
         .remove_bone(remove_bone);
-    let mask = defacer_mask::plan(vol, &opts)?;
+    let mut mask = defacer_mask::plan(vol, &opts)?;
+    if rebuilds_face && !remove_bone && mask.report.modality != Modality::Ct && mask.bone.is_some()
+    {
+        let opts = DefaceOptions {
+            modality: Some(mask.report.modality),
+            ..opts.remove_bone(true)
+        };
+        mask = defacer_mask::plan(vol, &opts)?;
+        mask.report.warnings.push(
+            "MRI facial bone is rebuilt with the soft tissue by this method (kept, its dark band \
+             would outline the facial skeleton)"
+                .into(),
+        );
+    }
     let change = mask.removal();
     Ok(Plan { mask, change })
 }
