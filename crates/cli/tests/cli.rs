@@ -240,3 +240,29 @@ fn walk(p: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The README's first command: no input defaces the bundled demo head into ./defacer-demo.
+#[test]
+fn deface_without_input_runs_the_demo() {
+    let dir = scratch("demo");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_defacer"))
+        .arg("deface")
+        .current_dir(&dir)
+        .output()
+        .expect("cannot run defacer");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let demo = dir.join("defacer-demo");
+    let files: Vec<_> = walk(&demo);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".nii.gz")),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "png")),
+        "{files:?}"
+    );
+}
