@@ -150,7 +150,11 @@ pub(crate) fn rebuild_region(
     fill: Fill,
     air: f64,
 ) {
-    let vox = vol.affine.voxel_size();
+    // An uneven stack's narrowest slice gap stands for all of them: kernels in voxels are then
+    // at least as wide in mm as asked everywhere.
+    let vox = vol
+        .voxel_map()
+        .map_or_else(|| vol.affine.voxel_size(), |m| m.voxel_size());
     let widest = match tissue {
         Tissue::SmoothMean { sigma_mm } => sigma_mm,
         Tissue::Texture => TEXTURE_SIGMA_MM,

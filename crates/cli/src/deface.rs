@@ -370,6 +370,23 @@ fn deface_volume(
     rep.removed_volume_ml = plan.mask.report.removed_ml + plan.mask.report.ears_ml;
     rep.min_distance_to_brain_mm = plan.mask.report.min_distance_to_brain_mm;
     rep.warnings = plan.mask.report.warnings.clone();
+    if let Some(slices) = &vol.slice_positions {
+        let pitch = vol.affine.voxel_size()[2];
+        let (lo, hi) = slices.gap_range();
+        let mut w = format!(
+            "slices are unevenly spaced ({:.2} to {:.2} mm apart): they are kept as stored and \
+             the mask follows each slice's own position",
+            lo * pitch,
+            hi * pitch
+        );
+        if sides.mask.is_some() {
+            w.push_str(&format!(
+                "; the mask NIfTI's affine places its slices {pitch:.2} mm apart (the average), \
+                 so read its slice k as the input's slice k, not by position"
+            ));
+        }
+        rep.warnings.push(w);
+    }
     match &vol.source {
         Source::Nifti(n) => rep.header_changes = n.identifying_fields(),
         Source::Dicom(d) => {

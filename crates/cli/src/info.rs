@@ -36,6 +36,10 @@ struct VolumeInfo {
     series_instance_uid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<usize>,
+    /// For an unevenly spaced stack: each slice's world position along the stack, in mm from the
+    /// first (the affine places them at the average pitch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slice_offsets_mm: Option<Vec<f64>>,
 }
 
 impl VolumeInfo {
@@ -63,6 +67,10 @@ impl VolumeInfo {
             scl_inter: v.scaling.intercept,
             series_instance_uid: uid,
             files,
+            slice_offsets_mm: v.slice_positions.as_ref().map(|s| {
+                let pitch = v.affine.voxel_size()[2];
+                s.as_slice().iter().map(|k| k * pitch).collect()
+            }),
         }
     }
 
@@ -86,6 +94,11 @@ impl VolumeInfo {
         }
         if let (Some(uid), Some(n)) = (&self.series_instance_uid, self.files) {
             s += &format!(", series {uid} ({n} files)");
+        }
+        if let Some(off) = &self.slice_offsets_mm {
+            let gaps = off.windows(2).map(|w| w[1] - w[0]);
+            let (lo, hi) = gaps.fold((f64::INFINITY, 0.0f64), |(l, h), g| (l.min(g), h.max(g)));
+            s += &format!(", uneven slice spacing {lo:.2} to {hi:.2} mm");
         }
         s
     }

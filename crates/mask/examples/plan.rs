@@ -41,20 +41,26 @@ fn main() {
                     let json = serde_json::to_string_pretty(&m.report).unwrap_or_default();
                     println!("{a}: {:.0} ms\n{json}", t.elapsed().as_secs_f64() * 1000.0);
                     if let Ok(dir) = std::env::var("DEFACER_DUMP") {
-                        // raw uint8 in Fortran order: bit 1 face, 2 ears, 4 protected, 8 head
-                        let mut out = Vec::with_capacity(m.face.len());
-                        let ears = m.ears.clone().unwrap_or_else(|| m.face.mapv(|_| false));
-                        for (((f, e), p), h) in m
-                            .face
-                            .t()
-                            .iter()
-                            .zip(ears.t().iter())
-                            .zip(m.protected.t().iter())
-                            .zip(m.head.t().iter())
-                        {
-                            out.push(
-                                *f as u8 | (*e as u8) << 1 | (*p as u8) << 2 | (*h as u8) << 3,
-                            );
+                        // raw uint8 in Fortran order: bit 1 face, 2 ears, 4 protected, 8 head,
+                        // 16 bone, 32 intracranial, 64 template head
+                        let none = m.face.mapv(|_| false);
+                        let ears = m.ears.as_ref().unwrap_or(&none);
+                        let bone = m.bone.as_ref().unwrap_or(&none);
+                        let ic = m.intracranial.as_ref().unwrap_or(&none);
+                        let bits = [
+                            &m.face,
+                            ears,
+                            &m.protected,
+                            &m.head,
+                            bone,
+                            ic,
+                            &m.template_head,
+                        ];
+                        let mut out = vec![0u8; m.face.len()];
+                        for (b, mask) in bits.iter().enumerate() {
+                            for (o, &on) in out.iter_mut().zip(mask.t().iter()) {
+                                *o |= (on as u8) << b;
+                            }
                         }
                         let name = PathBuf::from(a)
                             .file_name()

@@ -216,6 +216,39 @@ pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
     }
 }
 
+/// Cells of `passable` that a 6-connected path from `seeds` reaches within `radius_mm`, moving
+/// through `passable` cells only. Steps are counted along the grid axes, so the path length is
+/// never below the straight distance: the reach is never more than asked.
+pub fn reach_through(
+    seeds: &Field<bool>,
+    passable: &Field<bool>,
+    radius_mm: f64,
+    spacing: f64,
+) -> Field<bool> {
+    let steps = (radius_mm / spacing).floor() as usize;
+    let mut reached = vec![false; seeds.data.len()];
+    let mut front: Vec<usize> = (0..seeds.data.len()).filter(|&c| seeds.data[c]).collect();
+    for _ in 0..steps {
+        let mut next = Vec::new();
+        for &c in &front {
+            for nb in neighbours6(seeds.dims, c) {
+                if passable.data[nb] && !reached[nb] {
+                    reached[nb] = true;
+                    next.push(nb);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        front = next;
+    }
+    Field {
+        dims: seeds.dims,
+        data: reached,
+    }
+}
+
 /// `mask` with its enclosed holes filled.
 pub fn fill_holes(mask: &Field<bool>) -> Field<bool> {
     let holes = enclosed(mask);

@@ -1,8 +1,7 @@
 //! The working grid: a small RAS-aligned isotropic copy of the volume where the heavy work
 //! happens, whatever the native orientation, obliquity or slice thickness.
 
-use defacer_volume::{Affine, Volume};
-use nalgebra::{Matrix4, Vector4};
+use defacer_volume::{Volume, VoxelMap};
 use rayon::prelude::*;
 
 /// A scalar field on a working grid, x fastest (index `i + nx * (j + ny * k)`).
@@ -75,24 +74,9 @@ pub struct WorkingGrid {
 const MAX_CELLS_PER_AXIS: f64 = 192.0;
 
 impl WorkingGrid {
-    /// The grid covering the world bounding box of `affine`'s voxel grid of `dims` voxels.
-    pub fn covering(affine: &Affine, dims: [usize; 3], spacing_mm: f64) -> Self {
-        let mut lo = [f64::INFINITY; 3];
-        let mut hi = [f64::NEG_INFINITY; 3];
-        for c in 0..8 {
-            let ijk = [0, 1, 2].map(|a| {
-                if c >> a & 1 == 1 {
-                    dims[a] as f64 - 0.5
-                } else {
-                    -0.5
-                }
-            });
-            let w = affine.voxel_to_world(ijk);
-            for a in 0..3 {
-                lo[a] = lo[a].min(w[a]);
-                hi[a] = hi[a].max(w[a]);
-            }
-        }
+    /// The grid covering the world bounding box of `map`'s voxel grid of `dims` voxels.
+    pub fn covering(map: &VoxelMap, dims: [usize; 3], spacing_mm: f64) -> Self {
+        let (lo, hi) = map.bounds(dims);
         let extent = (0..3).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
         let spacing = spacing_mm.max(extent / MAX_CELLS_PER_AXIS);
         let dims = [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing).ceil() as usize + 1);
@@ -227,8 +211,8 @@ impl WorkingImage {
     pub fn from_volume(vol: &Volume, spacing_mm: f64) -> Option<Self> {
         let [nx, ny, nz, _] = vol.dims();
         let dims = [nx, ny, nz];
-        let grid = WorkingGrid::covering(&vol.affine, dims, spacing_mm);
-        let inv = vol.affine.inverse()?;
+        let map = vol.voxel_map()?;
+        let grid = WorkingGrid::covering(&map, dims, spacing_mm);
         let phys = vol.frame_physical(0);
         // Flatten in x-fastest order once so lookups are plain slice reads.
         let flat: Vec<f32> = if phys.t().is_standard_layout() {
@@ -244,19 +228,12 @@ impl WorkingImage {
             }
             v
         };
-        let m: Matrix4<f64> = inv.0;
         // Native voxels take the value of their nearest cell, so every cell that is nearest to
         // some native voxel must count as seen, even when its centre lies just beyond the native
         // box (otherwise the outermost native slices, often the nose tip, are never removed).
-        // Along native axis a, half a cell reaches `reach[a]` native voxels.
-        let reach: [f64; 3] = std::array::from_fn(|a| {
-            0.5 * grid.spacing * (0..3).map(|b| m[(a, b)].abs()).sum::<f64>()
-        });
-        let lo = reach.map(|r| -0.5 - r);
-        let hi: [f64; 3] = std::array::from_fn(|a| dims[a] as f64 - 0.5 + reach[a]);
+        let (lo, hi) = map.index_limits(dims, 0.5 * grid.spacing);
         let pairs = grid.build(|w| {
-            let v = m * Vector4::new(w[0], w[1], w[2], 1.0);
-            let g = [v[0], v[1], v[2]];
+            let g = map.to_voxel(w);
             if (0..3).any(|a| g[a] < lo[a] || g[a] > hi[a]) {
                 return (0f32, false);
             }

@@ -32,9 +32,9 @@ pub mod registration;
 pub mod skull;
 pub mod template;
 
-use defacer_volume::{DataType, Modality, Volume};
+use defacer_volume::{DataType, Modality, Volume, VoxelMap};
 use nalgebra::Vector4;
-use ndarray::{Array3, ShapeBuilder};
+use ndarray::{Array3, Axis, ShapeBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -234,6 +234,9 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         problem,
     };
     vol.affine.validate().map_err(geometry)?;
+    let map = vol
+        .voxel_map()
+        .ok_or_else(|| geometry("affine is singular".into()))?;
     if !(opts.working_mm > 0.0 && opts.margin_mm >= 0.0) {
         return Err(geometry(
             "working grid spacing and margin must be positive".into(),
@@ -293,13 +296,23 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
     });
     let template_brain = labels.map(|l| l & label::BRAIN != 0);
     let skull = SkullSurface::find(&img, modality, &head.mask, &template_brain);
+    // Where CT shows the template's brain lying outside the cranium (a fit a few mm off puts
+    // it in the orbits), that part is not brain.
+    let template_brain = match &skull.exterior {
+        Some(ext) => template_brain.zip(ext, |b, e| b && !e),
+        None => template_brain,
+    };
     let brain = ProtectedBrain::new(
         &template_brain,
         skull.intracranial.as_ref(),
         opts.margin_mm,
         img.grid.spacing,
     );
-    let region = FaceRegion::new(&labels, &brain, &img.in_fov);
+    let behind_face = match (&skull.exterior, &skull.bone) {
+        (Some(ext), Some(bone)) => Some(behind_face(ext, bone, &img, template, &fit.matrix)),
+        _ => None,
+    };
+    let region = FaceRegion::new(&labels, &brain, &img.in_fov, behind_face.as_ref());
     if !skull.found() && !opts.remove_bone {
         let why = skull.problem.as_deref().unwrap_or("no bone model");
         warnings.push(format!(
@@ -311,16 +324,12 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
     let t = Instant::now();
     let keep_bone = skull.found() && !opts.remove_bone;
     let native = to_native(
-        vol, &img, &labels, &head.mask, &region, &brain, &skull, opts.ears, keep_bone,
+        vol, &map, &img, &labels, &head.mask, &region, &brain, &skull, opts.ears, keep_bone,
     );
     timings.native = ms(t);
 
-    let voxel_ml = vol.affine.0.fixed_view::<3, 3>(0, 0).determinant().abs() / 1000.0;
-    let removed_ml = native.face.iter().filter(|&&b| b).count() as f64 * voxel_ml;
-    let ears_ml = native
-        .ears
-        .as_ref()
-        .map_or(0.0, |e| e.iter().filter(|&&b| b).count() as f64 * voxel_ml);
+    let removed_ml = volume_ml(&map, &native.face);
+    let ears_ml = native.ears.as_ref().map_or(0.0, |e| volume_ml(&map, e));
     let min_distance = min_distance_to_brain(&region, &brain, opts.ears, img.grid.spacing);
     if removed_ml < 1.0 {
         warnings.push("the face region lies outside the field of view: nothing to remove".into());
@@ -359,6 +368,53 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         air_physical,
         report,
     })
+}
+
+/// How far (template mm) behind the fitted face region the facial soft tissue may reach.
+const FACE_DEPTH_MM: f64 = 25.0;
+
+/// Exterior soft tissue (CT: reached from the air without crossing bone) lying at most
+/// [`FACE_DEPTH_MM`] behind the fitted face region along the template's forward axis, with no
+/// bone on the way to it. A fit a few mm off leaves the face region short of the globes and
+/// lids; the facial bone, not the template, is where the face ends. The bone on the way keeps
+/// out what lies behind the facial skeleton (the temporal muscle behind the orbital rim).
+fn behind_face(
+    exterior: &Field<bool>,
+    bone: &Field<bool>,
+    img: &WorkingImage,
+    template: &Template,
+    to_subject: &nalgebra::Matrix4<f64>,
+) -> Field<bool> {
+    const STEP_MM: f64 = 2.0;
+    let steps = (FACE_DEPTH_MM / STEP_MM) as usize;
+    let Some(to_template) = to_subject.try_inverse() else {
+        return exterior.map(|_| false);
+    };
+    let forward = to_subject * Vector4::new(0.0, STEP_MM, 0.0, 0.0);
+    Field {
+        dims: exterior.dims,
+        data: (0..exterior.data.len())
+            .into_par_iter()
+            .map(|c| {
+                if !exterior.data[c] {
+                    return false;
+                }
+                let [i, j, k] = exterior.coords(c);
+                let w = img.grid.world(i, j, k);
+                for s in 1..=steps {
+                    let at = [0, 1, 2].map(|a| w[a] + forward[a] * s as f64);
+                    if img.grid.nearest(at).is_some_and(|n| bone.data[n]) {
+                        return false;
+                    }
+                    let p = to_template * Vector4::new(at[0], at[1], at[2], 1.0);
+                    if template.labels_at([p[0], p[1], p[2]]) & label::FACE != 0 {
+                        return true;
+                    }
+                }
+                false
+            })
+            .collect(),
+    }
 }
 
 fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
@@ -407,6 +463,15 @@ fn background_level(img: &WorkingImage, head: &Field<bool>) -> f64 {
     *m as f64
 }
 
+/// Volume in ml of the voxels set in `mask` (slices of an uneven stack stand for different
+/// thicknesses).
+fn volume_ml(map: &VoxelMap, mask: &Array3<bool>) -> f64 {
+    mask.axis_iter(Axis(2))
+        .enumerate()
+        .map(|(k, slice)| slice.iter().filter(|&&b| b).count() as f64 * map.voxel_ml(k))
+        .sum()
+}
+
 struct NativeMasks {
     face: Array3<bool>,
     ears: Option<Array3<bool>>,
@@ -423,6 +488,7 @@ struct NativeMasks {
 #[allow(clippy::too_many_arguments)]
 fn to_native(
     vol: &Volume,
+    map: &VoxelMap,
     img: &WorkingImage,
     labels: &Field<u8>,
     head: &Field<bool>,
@@ -457,7 +523,6 @@ fn to_native(
         .collect();
     // Bone is kept at native resolution, where it is sharp.
     let phys = skull.found().then(|| vol.frame_physical(0));
-    let a = vol.affine.0;
     let grid = img.grid;
     let mut codes = vec![0u8; nx * ny * nz];
     codes
@@ -466,8 +531,7 @@ fn to_native(
         .for_each(|(k, slab)| {
             for j in 0..ny {
                 for i in 0..nx {
-                    let w = a * Vector4::new(i as f64, j as f64, k as f64, 1.0);
-                    let near = grid.nearest([w[0], w[1], w[2]]);
+                    let near = grid.nearest(map.to_world([i as f64, j as f64, k as f64]));
                     let mut code = near.map_or(0, |c| cell[c]);
                     if let Some(v) = &phys {
                         if code & HEAD != 0 && skull.is_native_bone(near, v[[i, j, k]]) {

@@ -16,7 +16,9 @@
 //! When the band is not found where a skull must be, bone is not claimed at all: facial bone is
 //! then removed with the soft tissue (privacy first; the brain is protected regardless).
 
-use crate::distance::{close, dilate, distance_sq, erode, fill_holes, largest_component};
+use crate::distance::{
+    close, dilate, distance_sq, erode, fill_holes, largest_component, reach_through,
+};
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
 use rayon::prelude::*;
@@ -47,6 +49,13 @@ const VALLEY_MM: f64 = 4.0;
 const VALLEY_DEPTH: f32 = 0.35;
 /// How far (mm) the enclosed core is grown back into the closed ring's faint cells.
 const REGROW_MM: f64 = 6.0;
+/// CT: soft tissue that the outside air reaches within this path length (mm) without crossing
+/// bone is outside the cranium (face, scalp, the front of the orbits): no brain is there,
+/// wherever the template's brain lands. Deeper openings (the orbit's apex and optic canal, the
+/// foramen magnum, a nasal cavity leading to a thin cribriform plate) lie beyond it.
+const CT_EXTERIOR_MM: f64 = 30.0;
+/// CT values soft tissue and fat take; air in sinuses and the nasal cavity is not a path.
+const CT_SOFT_HU: std::ops::RangeInclusive<f32> = -200.0..=150.0;
 /// Gaps of the dark ring bridged before its inside is filled (mm).
 const RING_CLOSING_MM: f64 = 4.0;
 
@@ -57,6 +66,9 @@ pub struct SkullSurface {
     pub bone: Option<Field<bool>>,
     /// The space enclosed by the skull (brain, CSF, vessels), when bone is seen.
     pub intracranial: Option<Field<bool>>,
+    /// CT: soft tissue outside the cranium, reached from the outside air without crossing bone
+    /// (see [`CT_EXTERIOR_MM`]).
+    pub exterior: Option<Field<bool>>,
     /// MRI: the local tissue level of each working cell, and the cells next to bone; a native
     /// voxel there darker than [`MRI_DARK`] of the level is bone.
     pub mri_band: Option<(Field<f32>, Field<bool>)>,
@@ -81,6 +93,7 @@ impl SkullSurface {
                 modality,
                 bone: Some(s.bone),
                 intracranial: Some(s.intracranial),
+                exterior: None,
                 mri_band: Some((s.level, s.near_bone)),
                 problem: None,
             },
@@ -88,6 +101,7 @@ impl SkullSurface {
                 modality,
                 bone: None,
                 intracranial: None,
+                exterior: None,
                 mri_band: None,
                 problem: Some(problem),
             },
@@ -99,7 +113,7 @@ impl SkullSurface {
         let bone = img.values.zip(head, |v, h| h && v > CT_BONE_HU_WORKING);
         // sutures, emissary foramina and partial volume leave gaps in the ring
         let ring = close(&bone, 4.0, sp);
-        let enclosed = enclosed_in_axial_slices(&ring);
+        let enclosed = enclosed_in_axial_slices(&ring, head, &img.in_fov);
         let near_brain = dilate(brain_hint, 20.0, sp);
         let soft = img.values.map(|v| (-100.0..=150.0).contains(&v));
         let mut inside = enclosed.zip(&ring, |e, r| e && !r);
@@ -107,10 +121,25 @@ impl SkullSurface {
             .zip(&near_brain, |a, b| a && b)
             .zip(&soft, |a, b| a && b);
         let intracranial = largest_component(&inside);
+        let air = head.zip(&img.in_fov, |h, seen| !h && seen);
+        let path = Field {
+            dims: head.dims,
+            data: (0..head.data.len())
+                .into_par_iter()
+                .map(|c| {
+                    head.data[c]
+                        && !ring.data[c]
+                        && !intracranial.data[c]
+                        && CT_SOFT_HU.contains(&img.values.data[c])
+                })
+                .collect(),
+        };
+        let exterior = reach_through(&air, &path, CT_EXTERIOR_MM, sp);
         SkullSurface {
             modality: Modality::Ct,
             bone: Some(bone),
             intracranial: Some(intracranial),
+            exterior: Some(exterior),
             mri_band: None,
             problem: None,
         }
@@ -178,7 +207,7 @@ impl MriSkull {
             RING_CLOSING_MM.max(sp),
             sp,
         );
-        let enclosed = enclosed_in_axial_slices(&ring);
+        let enclosed = enclosed_in_axial_slices(&ring, &head, &img.in_fov);
         let close_to_brain =
             to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
         let inside = enclosed
@@ -365,40 +394,61 @@ fn box_axis(data: &[f64], dims: [usize; 3], axis: usize, r: usize) -> Vec<f64> {
 
 /// `mask` with what it encloses in each axial (z) slice: a skull ring closes in axial slices
 /// even where the skull base has openings in 3-D. The flood runs within the slice only.
-fn enclosed_in_axial_slices(mask: &Field<bool>) -> Field<bool> {
+///
+/// The outside is what air reaches: the flood starts from air cells (not `head`) on the slice's
+/// border or next to cells beyond the field of view, and runs through the field of view only.
+/// So a skull cut by the edge of the field of view (a tilted or short scan) still encloses its
+/// inside, and a field of view that does not reach the grid's border (an oblique scan) still
+/// has an outside. Cells beyond the field of view are never enclosed.
+fn enclosed_in_axial_slices(
+    mask: &Field<bool>,
+    head: &Field<bool>,
+    in_fov: &Field<bool>,
+) -> Field<bool> {
     let [nx, ny, _] = mask.dims;
+    let plane = nx * ny;
     let mut out = mask.data.clone();
-    out.par_chunks_mut(nx * ny).for_each(|slab| {
-        let mut outside = vec![false; nx * ny];
-        let mut stack = Vec::new();
-        for j in 0..ny {
-            for i in 0..nx {
-                let c = i + nx * j;
-                if (i == 0 || j == 0 || i + 1 == nx || j + 1 == ny) && !slab[c] {
-                    outside[c] = true;
-                    stack.push(c);
+    out.par_chunks_mut(plane)
+        .zip(head.data.par_chunks(plane))
+        .zip(in_fov.data.par_chunks(plane))
+        .for_each(|((slab, head), seen)| {
+            let open = |c: usize| !slab[c] && seen[c];
+            let mut outside = vec![false; plane];
+            let mut stack = Vec::new();
+            for j in 0..ny {
+                for i in 0..nx {
+                    let c = i + nx * j;
+                    if !open(c) || head[c] {
+                        continue;
+                    }
+                    let border = i == 0 || j == 0 || i + 1 == nx || j + 1 == ny;
+                    let at_fov_edge =
+                        border || !seen[c - 1] || !seen[c + 1] || !seen[c - nx] || !seen[c + nx];
+                    if at_fov_edge {
+                        outside[c] = true;
+                        stack.push(c);
+                    }
                 }
             }
-        }
-        while let Some(c) = stack.pop() {
-            let (i, j) = (c % nx, c / nx);
-            let nbs = [
-                (i > 0).then(|| c - 1),
-                (i + 1 < nx).then(|| c + 1),
-                (j > 0).then(|| c - nx),
-                (j + 1 < ny).then(|| c + nx),
-            ];
-            for nb in nbs.into_iter().flatten() {
-                if !slab[nb] && !outside[nb] {
-                    outside[nb] = true;
-                    stack.push(nb);
+            while let Some(c) = stack.pop() {
+                let (i, j) = (c % nx, c / nx);
+                let nbs = [
+                    (i > 0).then(|| c - 1),
+                    (i + 1 < nx).then(|| c + 1),
+                    (j > 0).then(|| c - nx),
+                    (j + 1 < ny).then(|| c + nx),
+                ];
+                for nb in nbs.into_iter().flatten() {
+                    if open(nb) && !outside[nb] {
+                        outside[nb] = true;
+                        stack.push(nb);
+                    }
                 }
             }
-        }
-        for (v, o) in slab.iter_mut().zip(&outside) {
-            *v = *v || !o;
-        }
-    });
+            for c in 0..plane {
+                slab[c] = slab[c] || (seen[c] && !outside[c]);
+            }
+        });
     Field {
         dims: mask.dims,
         data: out,

@@ -29,26 +29,19 @@ fn facial_landmarks_are_removed_and_brain_landmarks_are_spared() {
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(f).expect("readable")).expect("json");
         let rel = doc["volume"].as_str().expect("volume path");
-        // A volume the reader refuses (e.g. a gantry tilt with uneven spacing, which no single
-        // affine represents) cannot be defaced; the reader's own tests cover that refusal.
-        let vols = match load(&[defacer_testkit::real(rel)]) {
-            Ok(v) => v,
-            Err(e) if e.to_string().contains("unsupported") => {
-                eprintln!("NOTE {rel}: not loadable, skipped: {e}");
-                continue;
-            }
-            Err(e) => panic!("{e}"),
-        };
+        // Every head must load, the tilted CT with uneven slice spacing included.
+        let vols = load(&[defacer_testkit::real(rel)]).unwrap_or_else(|e| panic!("{e}"));
         let vol = &vols[0];
         let m = plan(vol, &opts).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let removal = m.removal();
-        let inv = vol.affine.inverse().expect("invertible");
+        // Through the slice positions, not the affine alone: the tilted CT's slices are uneven.
+        let map = vol.voxel_map().expect("invertible");
         let dims = removal.shape().to_vec();
         // world positions of every removed voxel, for distances
         let removed: Vec<[f64; 3]> = removal
             .indexed_iter()
             .filter(|(_, &r)| r)
-            .map(|((i, j, k), _)| vol.affine.voxel_to_world([i as f64, j as f64, k as f64]))
+            .map(|((i, j, k), _)| map.to_world([i as f64, j as f64, k as f64]))
             .collect();
         let marks = doc["landmarks"].as_object().expect("landmarks");
         for (name, v) in marks {
@@ -58,7 +51,7 @@ fn facial_landmarks_are_removed_and_brain_landmarks_are_spared() {
             let p: Vec<f64> = ras.iter().filter_map(|x| x.as_f64()).collect();
             let p = [p[0], p[1], p[2]];
             if FACIAL.contains(&name.as_str()) || EARS.contains(&name.as_str()) {
-                let ijk = inv.voxel_to_world(p).map(|x| x.round());
+                let ijk = map.to_voxel(p).map(|x| x.round());
                 let inside = (0..3).all(|a| ijk[a] >= 0.0 && (ijk[a] as usize) < dims[a]);
                 let hit = inside && removal[[ijk[0] as usize, ijk[1] as usize, ijk[2] as usize]];
                 eprintln!("{rel}: {name} {p:?} removed: {hit}");

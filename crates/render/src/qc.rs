@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use defacer_volume::Volume;
+use defacer_volume::{Volume, VoxelMap};
 use image::{GrayImage, Rgb, RgbImage};
 use ndarray::ArrayView3;
 
@@ -77,13 +77,15 @@ pub fn mask_slices(vol: &Volume, mask: &ArrayView3<bool>) -> Result<RgbImage> {
     } else {
         frame.as_standard_layout().into_owned()
     };
-    let sampler = NativeSampler::new(&frame, &vol.affine, f32::NAN)
+    let map = vol
+        .voxel_map()
         .ok_or_else(|| Error::geometry(vol.path(), "affine is not invertible"))?;
-    let (lo, hi) = world_bounds(&vol.affine, [d[0], d[1], d[2]]);
-    let centre = mask_centroid(vol, mask).unwrap_or([0, 1, 2].map(|a| 0.5 * (lo[a] + hi[a])));
+    let sampler = NativeSampler::new(&frame, map, f32::NAN)
+        .ok_or_else(|| Error::geometry(vol.path(), "voxel array is not in a contiguous layout"))?;
+    let (lo, hi) = world_bounds(&map, [d[0], d[1], d[2]]);
+    let centre = mask_centroid(&map, mask).unwrap_or([0, 1, 2].map(|a| 0.5 * (lo[a] + hi[a])));
     let (black, white) = display_window(&frame);
-    let step = vol
-        .affine
+    let step = map
         .voxel_size()
         .iter()
         .copied()
@@ -178,7 +180,7 @@ fn side_by_side(panels: &[RgbImage]) -> RgbImage {
     out
 }
 
-fn mask_centroid(vol: &Volume, mask: &ArrayView3<bool>) -> Option<[f64; 3]> {
+fn mask_centroid(map: &VoxelMap, mask: &ArrayView3<bool>) -> Option<[f64; 3]> {
     let mut sum = [0.0f64; 3];
     let mut n = 0u64;
     for ((i, j, k), &m) in mask.indexed_iter() {
@@ -189,7 +191,7 @@ fn mask_centroid(vol: &Volume, mask: &ArrayView3<bool>) -> Option<[f64; 3]> {
             n += 1;
         }
     }
-    (n > 0).then(|| vol.affine.voxel_to_world(sum.map(|s| s / n as f64)))
+    (n > 0).then(|| map.to_world(sum.map(|s| s / n as f64)))
 }
 
 /// Grey window from the 1st to the 99.5th percentile of the non-background voxels.

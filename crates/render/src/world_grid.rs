@@ -5,8 +5,7 @@
 //! arbitrary (oblique, permuted, flipped) layout; resampling once onto an axis-aligned grid makes
 //! ray marching cheap and makes the picture independent of how the file stored its axes.
 
-use defacer_volume::{Affine, Volume};
-use nalgebra::{Matrix4, Vector4};
+use defacer_volume::{Volume, VoxelMap};
 use ndarray::Array3;
 use rayon::prelude::*;
 
@@ -17,33 +16,31 @@ pub struct NativeSampler<'a> {
     data: &'a [f32],
     dims: [usize; 3],
     strides: [usize; 3],
-    world_to_voxel: Matrix4<f64>,
+    map: VoxelMap<'a>,
     /// Value returned outside the array.
     pub outside: f32,
 }
 
 impl<'a> NativeSampler<'a> {
     /// `frame` must be in standard or Fortran layout (as `Volume::frame_physical` returns).
-    pub fn new(frame: &'a Array3<f32>, affine: &Affine, outside: f32) -> Option<Self> {
+    pub fn new(frame: &'a Array3<f32>, map: VoxelMap<'a>, outside: f32) -> Option<Self> {
         let data = frame.as_slice_memory_order()?;
         let st = frame.strides();
         if st.iter().any(|&s| s < 0) {
             return None;
         }
-        let inv = affine.inverse()?;
         let sh = frame.shape();
         Some(NativeSampler {
             data,
             dims: [sh[0], sh[1], sh[2]],
             strides: [st[0] as usize, st[1] as usize, st[2] as usize],
-            world_to_voxel: inv.0,
+            map,
             outside,
         })
     }
 
     pub fn to_voxel(&self, p: [f64; 3]) -> [f64; 3] {
-        let v = self.world_to_voxel * Vector4::new(p[0], p[1], p[2], 1.0);
-        [v[0], v[1], v[2]]
+        self.map.to_voxel(p)
     }
 
     #[inline]
@@ -94,7 +91,7 @@ impl<'a> NativeSampler<'a> {
 }
 
 /// World-space bounding box of a volume's voxel centres: `(min, max)` corners in mm.
-pub fn world_bounds(affine: &Affine, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
+pub fn world_bounds(map: &VoxelMap, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
     for c in 0..8 {
@@ -105,7 +102,7 @@ pub fn world_bounds(affine: &Affine, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
                 0.0
             }
         });
-        let w = affine.voxel_to_world(ijk);
+        let w = map.to_world(ijk);
         for a in 0..3 {
             lo[a] = lo[a].min(w[a]);
             hi[a] = hi[a].max(w[a]);
@@ -143,7 +140,10 @@ impl WorldGrid {
         if d[0] == 0 || d[1] == 0 || d[2] == 0 {
             return Err(Error::geometry(vol.path(), "volume has no voxels"));
         }
-        let (lo, hi) = world_bounds(&vol.affine, [d[0], d[1], d[2]]);
+        let map = vol
+            .voxel_map()
+            .ok_or_else(|| Error::geometry(vol.path(), "affine is not invertible"))?;
+        let (lo, hi) = world_bounds(&map, [d[0], d[1], d[2]]);
         let extent = (0..3).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
         let spacing = spacing.max(extent / max_dim.max(2) as f64);
         let origin = lo.map(|x| (x / spacing).floor() * spacing);
@@ -172,7 +172,9 @@ impl WorldGrid {
         if !outside.is_finite() {
             return Err(Error::no_skin(vol.path(), "volume has no finite values"));
         }
-        let sampler = NativeSampler::new(&frame, &vol.affine, outside)
+        let sampler = vol
+            .voxel_map()
+            .and_then(|map| NativeSampler::new(&frame, map, outside))
             .ok_or_else(|| Error::geometry(vol.path(), "affine is not invertible"))?;
         let plane = dims[0] * dims[1];
         let mut data = vec![outside; plane * dims[2]];

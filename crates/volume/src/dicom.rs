@@ -8,9 +8,11 @@
 //! - Voxels keep the stored integers; RescaleSlope/Intercept become [`crate::Scaling`].
 //! - Several images at each position (echoes, phases, time points) make a 4-D volume, `t` in
 //!   the order of echo number, temporal position, acquisition number and instance number.
-//! - What one affine cannot describe exactly (uneven slice spacing, with or without gantry tilt;
-//!   a different number of images at different positions) is refused rather than resampled. Gantry tilt with even
-//!   spacing gives an exact sheared affine and is accepted.
+//! - Gantry tilt with even spacing gives an exact sheared affine. Uneven slice spacing on one
+//!   line (slabs of different thickness, with or without tilt) keeps its slices, with the affine
+//!   at the average pitch and [`crate::SlicePositions`] saying where each slice really is.
+//!   Nothing is resampled. A different number of images at different positions, or origins
+//!   off one line, are refused.
 //! - [`save`] writes one file per input instance with new pixel data (see [`save`] for exactly
 //!   what changes).
 //!
@@ -111,6 +113,7 @@ pub struct DicomSeries {
     /// Geometry and scaling as read: the files keep them on save, so a volume whose affine or
     /// scaling was changed cannot be written back as this series.
     affine: crate::Affine,
+    slice_positions: Option<crate::SlicePositions>,
     scaling: crate::Scaling,
 }
 
@@ -430,6 +433,7 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
     Ok(Volume {
         voxels,
         affine: stacked.affine,
+        slice_positions: stacked.slice_positions.clone(),
         scaling,
         modality: modality_of(&first.modality),
         source: Source::Dicom(DicomSeries {
@@ -437,6 +441,7 @@ fn assemble(found: &[(Instance, Option<Decoded>)], members: &[usize]) -> Result<
             instances,
             tilt_degrees: stacked.tilt_degrees,
             affine: stacked.affine,
+            slice_positions: stacked.slice_positions,
             scaling,
         }),
     })

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 pub use defacer_deid as deid;
 pub use error::{Error, Result};
-pub use geometry::{Affine, Modality, Scaling};
+pub use geometry::{Affine, Modality, Scaling, SlicePositions, VoxelMap};
 pub use voxels::{DataType, Sample, Voxels};
 
 /// One loaded volume.
@@ -37,6 +37,10 @@ pub struct Volume {
     pub voxels: Voxels,
     /// Voxel index → RAS+ world mm.
     pub affine: Affine,
+    /// For a DICOM stack whose slices are not evenly spaced: where each slice lies along the
+    /// affine's `k` axis (which then places slices at their average pitch). Use
+    /// [`Volume::voxel_map`] to go between voxels and world.
+    pub slice_positions: Option<SlicePositions>,
     pub scaling: Scaling,
     pub modality: Modality,
     /// Where it came from and what is needed to write it back unchanged.
@@ -50,6 +54,7 @@ impl Volume {
         Volume {
             voxels,
             affine,
+            slice_positions: None,
             scaling,
             modality,
             source: Source::Synthetic,
@@ -57,6 +62,11 @@ impl Volume {
     }
     pub fn dims(&self) -> [usize; 4] {
         self.voxels.dims()
+    }
+    /// Voxel ↔ world map, exact for unevenly spaced stacks too. `None` if the affine is
+    /// singular.
+    pub fn voxel_map(&self) -> Option<VoxelMap<'_>> {
+        VoxelMap::new(&self.affine, self.slice_positions.as_ref())
     }
     pub fn datatype(&self) -> DataType {
         self.voxels.datatype()

@@ -62,28 +62,77 @@ fn invesalius_ct_matches_dcm2niix() {
     matches_dcm2niix("ct/invesalius_ct_dicom");
 }
 
+/// The tilted CT has two slabs (4.22 mm, then 7.38 mm apart along the table, one 1.14 mm step
+/// between them): no affine places its slices. It loads with its slices as stored; every slice's
+/// corners, mapped through the slice positions, are where pydicom's reading of that file puts
+/// them, and every voxel is the file's.
 #[test]
-fn tilted_ct_with_uneven_spacing_is_refused_with_reason() {
+fn tilted_ct_with_uneven_spacing_keeps_each_slice_where_it_is() {
     let dir = real("ct/ge_tilted_ct");
-    let err =
-        dicom::load(std::slice::from_ref(&dir)).expect_err("uneven tilted series must be refused");
-    let msg = err.to_string();
-    println!("{msg}");
-    assert!(msg.contains("gantry tilt 18.5°"), "{msg}");
-    assert!(msg.contains("uneven slice spacing"), "{msg}");
-    assert!(msg.contains("cannot be represented by one affine"), "{msg}");
-    assert!(
-        err.path().starts_with(&dir),
-        "error names a file of the series: {msg}"
+    let vols = dicom::load(std::slice::from_ref(&dir)).unwrap();
+    assert_eq!(vols.len(), 1);
+    let vol = &vols[0];
+    assert_eq!(vol.dims(), [512, 512, 28, 1]);
+    let slices = vol
+        .slice_positions
+        .as_ref()
+        .expect("uneven spacing is recorded");
+    let pitch = vol.affine.voxel_size()[2];
+    let (lo, hi) = slices.gap_range();
+    println!(
+        "gaps {:.2} to {:.2} mm, average {pitch:.3} mm",
+        lo * pitch,
+        hi * pitch
     );
-    assert!(matches!(err, defacer_volume::Error::Unsupported { .. }));
+    assert!((lo * pitch - 1.14).abs() < 0.01 && (hi * pitch - 7.38).abs() < 0.01);
+    let tmp = scratch("tilted-uneven");
+    let err = compare_with_pydicom(vol, &tmp);
+    println!("tilted uneven: largest slice corner difference from pydicom {err:.2e} mm");
+    assert!(err < 0.01, "slice corners differ from pydicom by {err} mm");
+    // The affine alone would misplace the slices by millimetres: the table is needed.
+    let even = defacer_volume::VoxelMap::new(&vol.affine, None).unwrap();
+    let map = vol.voxel_map().unwrap();
+    let off = (0..28)
+        .map(|k| {
+            let (a, b) = (
+                even.to_world([0.0, 0.0, k as f64]),
+                map.to_world([0.0, 0.0, k as f64]),
+            );
+            (0..3).map(|x| (a[x] - b[x]).powi(2)).sum::<f64>().sqrt()
+        })
+        .fold(0.0, f64::max);
+    assert!(off > 5.0, "the even affine is only {off} mm off");
     // The independent reference sees the same problem.
-    let tmp = scratch("d2n-tilted");
     let (_, log) = dcm2niix(&dir, &tmp);
     assert!(
         log.contains("Interslice distance varies"),
         "dcm2niix did not flag it:\n{log}"
     );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Origins that do not lie on one line are not one stack: refused with the file named.
+#[test]
+fn slices_off_one_line_are_refused() {
+    let dir = real("ct/ge_tilted_ct");
+    let tmp = scratch("off-line");
+    let files: Vec<_> = (1..=6).map(|n| dir.join(format!("{n:02}.dcm"))).collect();
+    let mut copies = Vec::new();
+    for (n, f) in files.iter().enumerate() {
+        let out = tmp.join(format!("{n:02}.dcm"));
+        std::fs::copy(f, &out).unwrap();
+        copies.push(out);
+    }
+    // Shift one slice 3 mm sideways (patient x).
+    python(
+        "import sys, pydicom\nds = pydicom.dcmread(sys.argv[1])\np = [float(x) for x in ds.ImagePositionPatient]\nds.ImagePositionPatient = [p[0] + 3.0, p[1], p[2]]\nds.save_as(sys.argv[1])\n",
+        &[copies[3].to_str().unwrap()],
+    );
+    let err = dicom::load(&copies).expect_err("origins off one line must be refused");
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(msg.contains("do not lie on one line"), "{msg}");
+    assert!(err.path().starts_with(&tmp), "{msg}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

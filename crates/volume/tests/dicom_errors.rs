@@ -233,28 +233,46 @@ fn a_multiframe_file_without_frame_positions_is_refused() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// A missing file leaves a gap: the affine would put every slice after it in the wrong place.
+/// A missing file leaves a gap. The affine alone would put every slice after it in the wrong
+/// place, so the stack keeps where each slice is: the gap is recorded, not papered over.
 #[test]
-fn a_missing_slice_is_refused_as_uneven_spacing() {
+fn a_missing_slice_is_kept_as_a_gap_in_the_slice_positions() {
     let (tmp, dir) = siemens_copy("err-gap");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
+    let whole = dicom::load(std::slice::from_ref(&dir)).unwrap().remove(0);
     // Files are named by instance number, in slice order.
     std::fs::remove_file(&files[17]).unwrap();
-    let err = dicom::load(std::slice::from_ref(&dir)).unwrap_err();
-    let msg = err.to_string();
-    println!("{msg}");
-    assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
-    assert!(msg.contains("uneven slice spacing"), "{msg}");
-    assert!(!msg.contains("gantry tilt"), "{msg}");
-    assert!(msg.contains("a 9.60 mm gap"), "{msg}");
+    let vol = dicom::load(std::slice::from_ref(&dir)).unwrap().remove(0);
+    assert_eq!(vol.dims()[2], whole.dims()[2] - 1);
+    let slices = vol.slice_positions.as_ref().expect("the gap is recorded");
+    let pitch = vol.affine.voxel_size()[2];
+    let (lo, hi) = slices.gap_range();
+    println!("gaps {:.2} to {:.2} mm", lo * pitch, hi * pitch);
     assert!(
-        err.path() == files[16] || err.path() == files[18],
-        "names a neighbour of the gap: {msg}"
+        (hi * pitch - 9.60).abs() < 0.01,
+        "largest gap {}",
+        hi * pitch
     );
+    assert!(
+        (lo * pitch - 4.80).abs() < 0.01,
+        "smallest gap {}",
+        lo * pitch
+    );
+    // Every remaining slice is where it was in the whole series.
+    let (m, w) = (vol.voxel_map().unwrap(), whole.voxel_map().unwrap());
+    for k in 0..vol.dims()[2] {
+        let kw = if k < 17 { k } else { k + 1 };
+        let (a, b) = (
+            m.to_world([3.0, 5.0, k as f64]),
+            w.to_world([3.0, 5.0, kw as f64]),
+        );
+        let d = (0..3).map(|x| (a[x] - b[x]).powi(2)).sum::<f64>().sqrt();
+        assert!(d < 0.01, "slice {k} moved by {d} mm");
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

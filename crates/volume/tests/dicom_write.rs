@@ -48,6 +48,10 @@ fn round_trip(files: &[PathBuf], name: &str) {
     );
     let diff = (back.affine.0 - vol.affine.0).amax();
     assert!(diff < 1e-6, "{name}: affine changed by {diff}");
+    assert_eq!(
+        back.slice_positions, vol.slice_positions,
+        "{name}: slice positions changed"
+    );
     assert_eq!(back.scaling, vol.scaling);
     assert_eq!(back.modality, vol.modality);
 
@@ -100,6 +104,7 @@ fn ct_series_round_trips() {
     let dir = real("ct/ge_tilted_ct");
     let even: Vec<_> = (1..=14).map(|n| dir.join(format!("{n:02}.dcm"))).collect();
     round_trip(&even, "ge_tilted_even");
+    round_trip(&dir_files("ct/ge_tilted_ct"), "ge_tilted_uneven");
 }
 
 #[test]

@@ -7,16 +7,19 @@
 //!
 //! An affine is exact only when the slice positions are evenly spaced on one line. That line
 //! need not follow the slice normal: a CT acquired with a tilted gantry gives a sheared affine
-//! (the third column is the real step between slice origins), which is exact, so it is accepted.
-//! Uneven spacing (with or without tilt) cannot be represented by any affine; resampling would
-//! change every voxel, which defacing must not do, so such series are refused.
+//! (the third column is the real step between slice origins), which is exact. Uneven spacing on
+//! one line (with or without tilt: slabs of different thickness, a missing slice) cannot be
+//! represented by any affine, and resampling would change every voxel, which defacing must not
+//! do. Such a stack keeps its slices: the affine places them at the average pitch, and
+//! [`SlicePositions`] records where each one really is along that line. Origins off one line
+//! are refused.
 
 use std::path::Path;
 
 use nalgebra::{Matrix4, Vector3};
 
 use super::instance::FrameInfo;
-use crate::{Affine, Error, Result};
+use crate::{Affine, Error, Result, SlicePositions};
 
 /// A frame to place: the file it is in and its geometry.
 pub(crate) struct Placed<'a> {
@@ -73,6 +76,8 @@ pub(crate) struct Stack {
     /// the same number of volumes (echoes, phases or time points).
     pub grid: Vec<Vec<usize>>,
     pub affine: Affine,
+    /// Where each slice lies along the affine's `k` axis when the spacing is uneven.
+    pub slice_positions: Option<SlicePositions>,
     /// Angle between the slice normal and the direction in which slices follow each other, in
     /// degrees: non-zero for gantry-tilted CT.
     pub tilt_degrees: f64,
@@ -208,7 +213,7 @@ pub(crate) fn stack(frames: &[Placed]) -> Result<Stack> {
             .acos()
             .to_degrees()
     };
-    check_on_affine_line(frames, &order, &positions, step, tilt_degrees)?;
+    let slice_positions = check_on_affine_line(frames, &order, &positions, step)?;
 
     let [row_spacing, col_spacing] = g0.spacing;
     let i_axis = g0.row * col_spacing;
@@ -229,24 +234,25 @@ pub(crate) fn stack(frames: &[Placed]) -> Result<Stack> {
     Ok(Stack {
         grid,
         affine,
+        slice_positions,
         tilt_degrees,
     })
 }
 
-/// Refuses series whose slice origins are not where `p0 + k·step` puts them, naming why.
+/// Checks that the slice origins lie on the line `p0 + t·step`, refusing them otherwise, and
+/// returns where each lies along it (in steps) when they are not at `p0 + k·step`.
 fn check_on_affine_line(
     frames: &[Placed],
     order: &[usize],
     positions: &[Vector3<f64>],
     step: Vector3<f64>,
-    tilt_degrees: f64,
-) -> Result<()> {
+) -> Result<Option<SlicePositions>> {
     let p0 = positions[order[0]];
-    let dir = if step.norm() > 0.0 {
-        step.normalize()
-    } else {
-        return Ok(());
-    };
+    let pitch = step.norm();
+    if pitch == 0.0 {
+        return Ok(None);
+    }
+    let dir = step / pitch;
     let mut off_grid = false;
     let mut off_line: Option<(usize, f64)> = None;
     for (k, &idx) in order.iter().enumerate() {
@@ -266,28 +272,18 @@ fn check_on_affine_line(
         ));
     }
     if !off_grid {
-        return Ok(());
+        return Ok(None);
     }
-    let gaps: Vec<f64> = order
-        .windows(2)
-        .map(|w| (positions[w[1]] - positions[w[0]]).norm())
+    let nominal: Vec<f64> = order
+        .iter()
+        .map(|&idx| (positions[idx] - p0).dot(&dir) / pitch)
         .collect();
-    let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = gaps.iter().copied().fold(0.0, f64::max);
-    // Name the file after the gap most unlike the average step: where a slice is missing or
-    // the spacing changes.
-    let mean = step.norm();
-    let odd = (0..gaps.len())
-        .max_by(|&a, &b| (gaps[a] - mean).abs().total_cmp(&(gaps[b] - mean).abs()))
-        .unwrap_or(0);
-    let spacing = format!(
-        "uneven slice spacing ({min:.2} to {max:.2} mm; a {:.2} mm gap next to this slice)",
-        gaps[odd]
-    );
-    let problem = if tilt_degrees > 0.05 {
-        format!("gantry tilt {tilt_degrees:.1}° with {spacing} cannot be represented by one affine")
-    } else {
-        format!("{spacing} cannot be represented by one affine")
-    };
-    Err(Error::unsupported(frames[order[odd + 1]].path, problem))
+    // Sorted along the normal and grouped by position, so this holds unless the line runs
+    // within the slice plane; say so rather than build a folded volume.
+    SlicePositions::new(nominal).map(Some).ok_or_else(|| {
+        Error::invalid(
+            frames[order[0]].path,
+            "mixed geometry in one series: slices do not follow each other along one direction",
+        )
+    })
 }

@@ -54,6 +54,13 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
             ),
         ));
     }
+    if vol.slice_positions != series.slice_positions {
+        return Err(Error::invalid(
+            series.path(),
+            "the volume's slice positions differ from the series' geometry; DICOM files keep \
+             their positions, so slices cannot be moved or resampled",
+        ));
+    }
     if vol.scaling != series.scaling {
         return Err(Error::invalid(
             series.path(),

@@ -259,6 +259,7 @@ pub fn load(path: &Path) -> Result<Volume> {
     Ok(Volume {
         voxels,
         affine,
+        slice_positions: None,
         scaling,
         modality: Modality::Unknown,
         source: Source::Nifti(source),

@@ -291,6 +291,8 @@ pub fn compare_with_pydicom(vol: &Volume, scratch: &Path) -> f64 {
     let frames = pydicom_frames(&files, scratch);
     let [nx, ny, nz, _] = vol.dims();
     let a = vol.voxels.frame_f32(0);
+    // Through the slice positions when the stack is uneven (the affine alone otherwise).
+    let map = vol.voxel_map().expect("invertible affine");
     let mut max_err: f64 = 0.0;
     let mut seen = vec![false; nz];
     for inst in &series.instances {
@@ -304,9 +306,9 @@ pub fn compare_with_pydicom(vol: &Volume, scratch: &Path) -> f64 {
             assert_eq!(r.sop_instance_uid, inst.sop_instance_uid);
             seen[k] = true;
             let ours = [
-                vol.affine.voxel_to_world([0.0, 0.0, k as f64]),
-                vol.affine.voxel_to_world([(nx - 1) as f64, 0.0, k as f64]),
-                vol.affine.voxel_to_world([0.0, (ny - 1) as f64, k as f64]),
+                map.to_world([0.0, 0.0, k as f64]),
+                map.to_world([(nx - 1) as f64, 0.0, k as f64]),
+                map.to_world([0.0, (ny - 1) as f64, k as f64]),
             ];
             for (o, t) in ours.iter().zip(&r.corners) {
                 let d =
