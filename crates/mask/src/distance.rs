@@ -216,36 +216,61 @@ pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
     }
 }
 
-/// Cells of `passable` that a 6-connected path from `seeds` reaches within `radius_mm`, moving
-/// through `passable` cells only. Steps are counted along the grid axes, so the path length is
-/// never below the straight distance: the reach is never more than asked.
+/// Cells of `passable` that a path from `seeds` reaches within `radius_mm`, moving through
+/// `passable` cells only: a geodesic distance, propagated in order of distance (Dijkstra) over
+/// the 26 neighbours with their true step lengths, so that it is nearly the same whichever way
+/// the grid is turned (6-neighbour steps would overstate diagonal paths by up to √3).
 pub fn reach_through(
     seeds: &Field<bool>,
     passable: &Field<bool>,
     radius_mm: f64,
     spacing: f64,
 ) -> Field<bool> {
-    let steps = (radius_mm / spacing).floor() as usize;
-    let mut reached = vec![false; seeds.data.len()];
-    let mut front: Vec<usize> = (0..seeds.data.len()).filter(|&c| seeds.data[c]).collect();
-    for _ in 0..steps {
-        let mut next = Vec::new();
-        for &c in &front {
-            for nb in neighbours6(seeds.dims, c) {
-                if passable.data[nb] && !reached[nb] {
-                    reached[nb] = true;
-                    next.push(nb);
-                }
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let [nx, ny, nz] = seeds.dims;
+    let limit = (radius_mm / spacing) as f32;
+    let mut dist = vec![f32::INFINITY; seeds.data.len()];
+    let mut heap = BinaryHeap::new();
+    for (c, &s) in seeds.data.iter().enumerate() {
+        if s {
+            dist[c] = 0.0;
+            heap.push(Reverse((0u32, c)));
+        }
+    }
+    let steps: Vec<([isize; 3], f32)> = (0..27)
+        .filter(|&n| n != 13)
+        .map(|n| {
+            let o = [n % 3, (n / 3) % 3, n / 9].map(|x| x as isize - 1);
+            let len = ((o[0] * o[0] + o[1] * o[1] + o[2] * o[2]) as f32).sqrt();
+            (o, len)
+        })
+        .collect();
+    // Distances are ordered through their bit patterns: non-negative floats sort as integers.
+    while let Some(Reverse((bits, c))) = heap.pop() {
+        let d = f32::from_bits(bits);
+        if d > dist[c] {
+            continue;
+        }
+        let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
+        for &(o, len) in &steps {
+            let (a, b, e) = (i + o[0], j + o[1], k + o[2]);
+            if a < 0 || b < 0 || e < 0 || a >= nx as isize || b >= ny as isize || e >= nz as isize {
+                continue;
+            }
+            let nb = a as usize + nx * (b as usize + ny * e as usize);
+            let nd = d + len;
+            if passable.data[nb] && nd <= limit && nd < dist[nb] {
+                dist[nb] = nd;
+                heap.push(Reverse((nd.to_bits(), nb)));
             }
         }
-        if next.is_empty() {
-            break;
-        }
-        front = next;
     }
     Field {
         dims: seeds.dims,
-        data: reached,
+        data: (0..dist.len())
+            .map(|c| !seeds.data[c] && dist[c] <= limit)
+            .collect(),
     }
 }
 

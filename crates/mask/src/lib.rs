@@ -371,13 +371,17 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
 }
 
 /// How far (template mm) behind the fitted face region the facial soft tissue may reach.
-const FACE_DEPTH_MM: f64 = 25.0;
+const FACE_DEPTH_MM: f64 = 20.0;
+/// The reach back is for the orbits' contents: within this distance (template mm) of the
+/// midline, inside the lateral orbital rims. Further out lie the temporal muscles, in front of
+/// the temporal poles.
+const ORBITS_HALF_WIDTH_MM: f64 = 48.0;
 
 /// Exterior soft tissue (CT: reached from the air without crossing bone) lying at most
 /// [`FACE_DEPTH_MM`] behind the fitted face region along the template's forward axis, with no
-/// bone on the way to it. A fit a few mm off leaves the face region short of the globes and
-/// lids; the facial bone, not the template, is where the face ends. The bone on the way keeps
-/// out what lies behind the facial skeleton (the temporal muscle behind the orbital rim).
+/// bone on the way to it, between the lateral orbital rims. A fit a few mm off leaves the face
+/// region short of the globes and lids; the facial bone, not the template, is where the face
+/// ends. The bone on the way keeps out what lies behind the facial skeleton.
 fn behind_face(
     exterior: &Field<bool>,
     bone: &Field<bool>,
@@ -401,6 +405,10 @@ fn behind_face(
                 }
                 let [i, j, k] = exterior.coords(c);
                 let w = img.grid.world(i, j, k);
+                let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                if t[0].abs() > ORBITS_HALF_WIDTH_MM {
+                    return false;
+                }
                 for s in 1..=steps {
                     let at = [0, 1, 2].map(|a| w[a] + forward[a] * s as f64);
                     if img.grid.nearest(at).is_some_and(|n| bone.data[n]) {

@@ -68,9 +68,12 @@ fn unslice(mask: &Array3<bool>, perm: [usize; 3], flip: [bool; 3]) -> Array3<boo
 }
 
 /// The volume resampled (trilinear) into a grid rotated by `deg` about world axis `axis`
-/// around the grid's centre, 30 voxels larger on each side so the head stays in view.
+/// around the grid's centre, 30 voxels larger on each side so the head stays in view. Beyond
+/// the original field of view it holds the volume's lowest value, as a scanner pads (air in
+/// CT, not 0 HU).
 fn rotate(v: &Volume, axis: usize, deg: f64) -> Volume {
     let old = v.frame_physical(0);
+    let outside = old.iter().copied().fold(f32::INFINITY, f32::min);
     let (nx, ny, nz) = old.dim();
     let pad = 30usize;
     let mut angles = [0.0; 3];
@@ -95,16 +98,16 @@ fn rotate(v: &Volume, axis: usize, deg: f64) -> Volume {
     let dims = (nx + 2 * pad, ny + 2 * pad, nz + 2 * pad);
     let data = Array3::from_shape_fn(dims.f(), |(i, j, k)| {
         let p = to_old * nalgebra::Vector4::new(i as f64, j as f64, k as f64, 1.0);
-        trilinear(&old, [p[0], p[1], p[2]])
+        trilinear(&old, [p[0], p[1], p[2]]).unwrap_or(outside)
     });
     volume_like(v, data, affine)
 }
 
-fn trilinear(a: &Array3<f32>, p: [f64; 3]) -> f32 {
+fn trilinear(a: &Array3<f32>, p: [f64; 3]) -> Option<f32> {
     let (nx, ny, nz) = a.dim();
     let n = [nx, ny, nz];
     if (0..3).any(|d| p[d] < 0.0 || p[d] > (n[d] - 1) as f64) {
-        return 0.0;
+        return None;
     }
     let b = [0, 1, 2].map(|d| (p[d].floor() as usize).min(n[d] - 2));
     let f = [0, 1, 2].map(|d| p[d] - b[d] as f64);
@@ -116,7 +119,7 @@ fn trilinear(a: &Array3<f32>, p: [f64; 3]) -> f32 {
             .product();
         s += w * a[[b[0] + o[0], b[1] + o[1], b[2] + o[2]]] as f64;
     }
-    s.round() as f32
+    Some(s.round() as f32)
 }
 
 /// Nearest-neighbour lookup of a mask on `from`'s grid at every voxel of `onto`'s grid.
@@ -313,5 +316,85 @@ fn philips_axis_permutations_and_flips_remove_the_same_world_region() {
 fn philips_oblique_reslicing_removes_the_same_world_region() {
     let r = reference("mri/philips_mprage_t1", None);
     let failures = obliques(&r);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Hand-placed landmarks of a head (testdata/landmarks), world RAS mm.
+fn landmarks(file: &str) -> Vec<(String, [f64; 3])> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/landmarks")
+        .join(file);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("landmark file"))
+            .expect("json");
+    doc["landmarks"]
+        .as_object()
+        .expect("landmarks")
+        .iter()
+        .filter_map(|(name, v)| {
+            let p: Vec<f64> = v["ras"]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .collect();
+            Some((name.clone(), [p[0], p[1], p[2]]))
+        })
+        .collect()
+}
+
+/// A head CT tilted 20° about each world axis, with air beyond the original field of view: on
+/// every copy each hand-placed eye, nose tip and tragus (ears on) is removed, each brain
+/// landmark stays at least the margin from the removal, and the removal with bone agrees with
+/// the original's.
+#[test]
+fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
+    let rel = "ct/invesalius_ct.nii.gz";
+    let volume = load_one(rel);
+    let opts = DefaceOptions::default().ears(true);
+    // Agreement is measured on the face with its bone, as for the MRI obliques (ears apart).
+    let bone_opts = DefaceOptions::default().remove_bone(true);
+    let with_bone = plan(&volume, &bone_opts)
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .face;
+    let marks = landmarks("invesalius_ct.json");
+    let mut failures = Vec::new();
+    for axis in 0..3 {
+        let v = rotate(&volume, axis, 20.0);
+        let what = format!("{rel} 20° about world axis {axis}");
+        let m = plan(&v, &opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let removal = m.removal();
+        let inv = v.affine.inverse().expect("invertible");
+        let removed: Vec<[f64; 3]> = removal
+            .indexed_iter()
+            .filter(|(_, &r)| r)
+            .map(|((i, j, k), _)| v.affine.voxel_to_world([i as f64, j as f64, k as f64]))
+            .collect();
+        for (name, p) in &marks {
+            if name.starts_with("eye") || name.starts_with("nose") || name.starts_with("tragus") {
+                let q = inv.voxel_to_world(*p).map(|x| x.round() as usize);
+                let hit = removal.get((q[0], q[1], q[2])).copied().unwrap_or(false);
+                eprintln!("{what}: {name} removed: {hit}");
+                if !hit {
+                    failures.push(format!("{what}: {name} {p:?} is not removed"));
+                }
+            } else {
+                let d = removed
+                    .iter()
+                    .map(|q| (0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f64>().sqrt())
+                    .fold(f64::INFINITY, f64::min);
+                eprintln!("{what}: brain landmark {name} is {d:.1} mm from the removal");
+                if d < opts.margin_mm {
+                    failures.push(format!("{what}: brain landmark {name} is {d:.1} mm away"));
+                }
+            }
+        }
+        let m = plan(&v, &bone_opts).unwrap_or_else(|e| panic!("{e}"));
+        let back = bring_back(&m.face, &v.affine, &volume);
+        let d = dice(&with_bone, &back);
+        eprintln!("{what}: Dice with bone {d:.4}");
+        if d < 0.97 {
+            failures.push(format!("{what}: Dice with bone {d:.4}"));
+        }
+    }
     assert!(failures.is_empty(), "{failures:#?}");
 }
