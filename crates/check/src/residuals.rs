@@ -83,6 +83,13 @@ pub struct LandmarkResidual {
     /// names; 0 when less than a third of the disc around the landmark is skin (what a cut
     /// leaves near a landmark is patches, whose edges are no feature).
     pub relief_mm: f64,
+    /// Part of the measured area (as `skin_area_mm2`, in the face plane) whose column, at the
+    /// landmark's depth or within the measured depth range, lies in the scanned field of view.
+    pub scanned_area_mm2: f64,
+    /// At least a third of the landmark's disc was scanned. When it was not, the relief is 0
+    /// because the scan does not reach the landmark (a field of view that ends above the chin,
+    /// or a landmark mapped outside it), which says nothing about whether a face is there.
+    pub in_view: bool,
 }
 
 /// Detector-independent measurements.
@@ -123,7 +130,7 @@ pub fn measure(scene: &SkinScene, landmarks: &[Landmark], opts: &ResidualOptions
     let closed = close(&open(&field.h));
     let landmarks: Vec<LandmarkResidual> = landmarks
         .iter()
-        .map(|lm| field.landmark_residual(lm, landmarks, &frame, &opened, &closed, opts))
+        .map(|lm| field.landmark_residual(scene, lm, landmarks, &frame, &opened, &closed, opts))
         .collect();
     let nose_prominence_mm = landmarks
         .iter()
@@ -396,8 +403,10 @@ impl HeightField {
 
     /// The residual of `lm`: relief of the skin within the landmark radius of it, in the face
     /// plane and in depth (the lowest landmark's area reaches [`LOWER_FACE_MM`] further down).
+    #[allow(clippy::too_many_arguments)]
     fn landmark_residual(
         &self,
+        scene: &SkinScene,
         lm: &Landmark,
         all: &[Landmark],
         frame: &FaceFrame,
@@ -413,20 +422,13 @@ impl HeightField {
         let reach_down = if lv <= lowest { LOWER_FACE_MM } else { 0.0 };
         let radius = opts.landmark_radius_mm;
         let (mut up, mut down) = (Vec::new(), Vec::new());
-        let mut near_skin = 0usize;
+        let (mut near_skin, mut scanned) = (0usize, 0usize);
         for v in 0..self.nv {
             for u in 0..self.nu {
                 let (pu, pv) = (
                     self.u0 + u as f64 * self.step,
                     self.v0 + v as f64 * self.step,
                 );
-                let n = v * self.nu + u;
-                let h = self.h[n];
-                // Skin of the face lies on or in front of the mapped feature (a nose tip, the
-                // front of an eyeball); what a cut leaves lies behind it.
-                if h.is_nan() || (h as f64) < lw - BEHIND_MM || (h as f64) > lw + radius {
-                    continue;
-                }
                 // Distance in the face plane to the segment from the landmark down by reach_down.
                 let dv = if pv > lv {
                     pv - lv
@@ -436,6 +438,19 @@ impl HeightField {
                     0.0
                 };
                 if (pu - lu).powi(2) + dv * dv > radius * radius {
+                    continue;
+                }
+                if [lw - BEHIND_MM, lw, lw + radius]
+                    .iter()
+                    .any(|&w| scene.grid().is_scanned(frame.world(pu, pv, w)))
+                {
+                    scanned += 1;
+                }
+                let n = v * self.nu + u;
+                let h = self.h[n];
+                // Skin of the face lies on or in front of the mapped feature (a nose tip, the
+                // front of an eyeball); what a cut leaves lies behind it.
+                if h.is_nan() || (h as f64) < lw - BEHIND_MM || (h as f64) > lw + radius {
                     continue;
                 }
                 near_skin += 1;
@@ -451,6 +466,7 @@ impl HeightField {
         let disc_area = std::f64::consts::PI * radius * radius;
         let protrusion_mm = reached_by(&mut up, keep);
         let depression_mm = reached_by(&mut down, keep);
+        let scanned_area_mm2 = scanned as f64 * pixel_area;
         LandmarkResidual {
             name: lm.name.clone(),
             world_mm: lm.world_mm,
@@ -469,6 +485,8 @@ impl HeightField {
                     Feature::Either => protrusion_mm.max(depression_mm),
                 }
             },
+            scanned_area_mm2,
+            in_view: scanned_area_mm2 >= MIN_SKIN_FRACTION * disc_area,
         }
     }
 }

@@ -132,15 +132,24 @@ fn line(v: &Verdict) -> String {
         let relief: Vec<String> = res
             .landmarks
             .iter()
-            .map(|l| format!("{} {:.1}", l.name, l.relief_mm))
+            .map(|l| {
+                if l.in_view {
+                    format!("{} {:.1}", l.name, l.relief_mm)
+                } else {
+                    format!("{} out of view", l.name)
+                }
+            })
             .collect();
+        // Landmarks the scan does not reach show no relief whether or not a face is there.
+        let verdict = if res.large_residual {
+            "LARGE RESIDUAL"
+        } else if res.landmarks.iter().any(|l| l.in_view) {
+            "no facial relief"
+        } else {
+            "facial relief not measured: no mapped landmark lies in the field of view"
+        };
         s += &format!(
-            "; {} (facial relief, mm: {}; large from {:.0} mm)",
-            if res.large_residual {
-                "LARGE RESIDUAL"
-            } else {
-                "no facial relief"
-            },
+            "; {verdict} (facial relief, mm: {}; large from {:.0} mm)",
             relief.join(", "),
             res.large_relief_mm
         );

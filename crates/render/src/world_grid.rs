@@ -50,13 +50,19 @@ impl<'a> NativeSampler<'a> {
 
     /// Trilinear value at fractional voxel index `v`; `outside` beyond the voxel centres.
     pub fn trilinear_voxel(&self, v: [f64; 3]) -> f32 {
+        self.scanned_voxel(v).unwrap_or(self.outside)
+    }
+
+    /// Trilinear value at fractional voxel index `v`; `None` beyond the voxel centres, where
+    /// the scan saw nothing.
+    pub fn scanned_voxel(&self, v: [f64; 3]) -> Option<f32> {
         let mut base = [0usize; 3];
         let mut frac = [0f32; 3];
         for a in 0..3 {
             let x = v[a];
             let n = self.dims[a];
             if x.is_nan() || x < 0.0 || x > (n - 1) as f64 {
-                return self.outside;
+                return None;
             }
             let f = x.floor();
             let mut b = f as usize;
@@ -82,7 +88,7 @@ impl<'a> NativeSampler<'a> {
         let c11 = self.at(i, j1, k1) * (1.0 - fx) + self.at(i1, j1, k1) * fx;
         let c0 = c00 * (1.0 - fy) + c10 * fy;
         let c1 = c01 * (1.0 - fy) + c11 * fy;
-        c0 * (1.0 - fz) + c1 * fz
+        Some(c0 * (1.0 - fz) + c1 * fz)
     }
 
     pub fn trilinear(&self, p: [f64; 3]) -> f32 {
@@ -122,6 +128,11 @@ pub struct WorldGrid {
     pub spacing: f64,
     /// Value that stands for "outside the scanned field of view".
     pub outside: f32,
+    /// Per grid point: it lies within the scanned field of view. The value there says so only
+    /// where the outside is darker than anything scanned; a CT's air is the outside's value
+    /// too, so a cut by the edge of a (tilted, cropped) field of view looks like skin over air
+    /// and only this tells the two apart.
+    pub scanned: Vec<bool>,
 }
 
 impl WorldGrid {
@@ -178,9 +189,11 @@ impl WorldGrid {
             .ok_or_else(|| Error::geometry(vol.path(), "affine is not invertible"))?;
         let plane = dims[0] * dims[1];
         let mut data = vec![outside; plane * dims[2]];
+        let mut scanned = vec![false; plane * dims[2]];
         data.par_chunks_mut(plane)
+            .zip(scanned.par_chunks_mut(plane))
             .enumerate()
-            .for_each(|(k, slab)| {
+            .for_each(|(k, (slab, seen))| {
                 for j in 0..dims[1] {
                     for i in 0..dims[0] {
                         let p = [
@@ -188,8 +201,9 @@ impl WorldGrid {
                             origin[1] + j as f64 * spacing,
                             origin[2] + k as f64 * spacing,
                         ];
-                        let v = sampler.trilinear(p);
-                        slab[j * dims[0] + i] = if v.is_finite() { v } else { outside };
+                        let v = sampler.scanned_voxel(sampler.to_voxel(p));
+                        slab[j * dims[0] + i] = v.filter(|v| v.is_finite()).unwrap_or(outside);
+                        seen[j * dims[0] + i] = v.is_some();
                     }
                 }
             });
@@ -199,6 +213,7 @@ impl WorldGrid {
             origin,
             spacing,
             outside,
+            scanned,
         })
     }
 
@@ -215,6 +230,20 @@ impl WorldGrid {
 
     pub fn to_world(&self, g: [f64; 3]) -> [f64; 3] {
         [0, 1, 2].map(|a| self.origin[a] + g[a] * self.spacing)
+    }
+
+    /// Whether the grid point nearest to a world point lies within the scanned field of view.
+    pub fn is_scanned(&self, p: [f64; 3]) -> bool {
+        let g = self.to_grid(p);
+        let mut ijk = [0usize; 3];
+        for a in 0..3 {
+            let x = g[a].round();
+            if !(x >= 0.0 && x < self.dims[a] as f64) {
+                return false;
+            }
+            ijk[a] = x as usize;
+        }
+        self.scanned[self.index(ijk[0], ijk[1], ijk[2])]
     }
 
     /// Trilinear value at a world point; `outside` beyond the grid.
