@@ -16,7 +16,7 @@
 //! When the band is not found where a skull must be, bone is not claimed at all: facial bone is
 //! then removed with the soft tissue (privacy first; the brain is protected regardless).
 
-use crate::distance::{close, dilate, distance_sq, erode, fill_holes, largest_component};
+use crate::distance::{close, dilate, distance_sq_within, erode, fill_holes, largest_component};
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
 use rayon::prelude::*;
@@ -151,7 +151,7 @@ impl MriSkull {
         let sp = img.grid.spacing;
         let head = head.zip(&img.in_fov, |h, ok| h && ok);
         let level = tissue_level(&img.values, &head, sp);
-        let depth = distance_sq(&head.map(|h| !h), sp);
+        let depth = distance_sq_within(&head.map(|h| !h), sp, MIN_DEPTH_MM);
         let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
         // a thin band darker than both its sides, however dark in absolute terms (blurred by
         // the working grid, or crossed by a vein at the vertex)
@@ -170,7 +170,8 @@ impl MriSkull {
                 })
                 .collect(),
         };
-        let to_brain = distance_sq(brain_hint, sp);
+        let to_brain =
+            distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
         let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
         // single-cell gaps: foramina, partial volume with marrow or vessels
         let ring = close(
