@@ -7,6 +7,10 @@ use rayon::prelude::*;
 
 const FAR: f32 = 1e20;
 
+/// Beyond this many cells the lower envelope of [`distance_sq`] costs less than the rows within
+/// reach of [`distance_sq_within`].
+const MAX_REACH: usize = 6;
+
 /// Squared distance (mm²) from every cell to the nearest `true` cell of `features`
 /// (`FAR` when there is none). Exact (Felzenszwalb–Huttenlocher, separable), `spacing` mm per cell.
 pub fn distance_sq(features: &Field<bool>, spacing: f64) -> Field<f32> {
@@ -166,6 +170,9 @@ pub fn distance_sq_within(features: &Field<bool>, spacing: f64, radius_mm: f64) 
     let w = spacing as f32;
     // one row more than the radius reaches, so rounding never leaves out a row within it
     let reach = (radius_mm.max(0.0) / spacing).floor() as usize + 1;
+    if reach > MAX_REACH {
+        return distance_sq(features, spacing);
+    }
     let pos = |q: usize| q as f32 * w;
     let mut along_x = vec![FAR; features.data.len()];
     along_x
@@ -176,9 +183,7 @@ pub fn distance_sq_within(features: &Field<bool>, spacing: f64, radius_mm: f64) 
         let c = dy * dy;
         for (o, &v) in out.iter_mut().zip(src) {
             let d = c + v;
-            if d < *o {
-                *o = d;
-            }
+            *o = if d < *o { d } else { *o };
         }
     };
     let mut along_y = vec![FAR; features.data.len()];

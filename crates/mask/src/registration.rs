@@ -422,6 +422,83 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     p
 }
 
+/// A Nelder–Mead simplex that can be run in instalments: running it to `n` evaluations and
+/// then on to `m` walks exactly the same path as running it to `m` at once.
+struct Simplex {
+    vertices: Vec<([f64; 9], f64)>,
+    evals: usize,
+}
+
+impl Simplex {
+    /// The simplex at `x0` with initial steps `step`.
+    fn new(f: &dyn Fn(&[f64; 9]) -> f64, x0: [f64; 9], step: [f64; 9]) -> Self {
+        let mut vertices: Vec<([f64; 9], f64)> = Vec::with_capacity(10);
+        vertices.push((x0, f(&x0)));
+        for i in 0..9 {
+            let mut x = x0;
+            x[i] += step[i];
+            vertices.push((x, f(&x)));
+        }
+        Simplex {
+            vertices,
+            evals: 10,
+        }
+    }
+
+    /// Minimises until `max_evals` evaluations in all, or convergence.
+    fn run(&mut self, f: &dyn Fn(&[f64; 9]) -> f64, max_evals: usize) {
+        let simplex = &mut self.vertices;
+        let lerp = |a: &[f64; 9], b: &[f64; 9], t: f64| -> [f64; 9] {
+            std::array::from_fn(|i| a[i] + t * (b[i] - a[i]))
+        };
+        while self.evals < max_evals {
+            simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+            if (simplex[9].1 - simplex[0].1).abs() < 1e-6 * (1.0 + simplex[0].1.abs()) {
+                break;
+            }
+            let centroid: [f64; 9] =
+                std::array::from_fn(|i| simplex[..9].iter().map(|s| s.0[i]).sum::<f64>() / 9.0);
+            let worst = simplex[9];
+            let refl = lerp(&centroid, &worst.0, -1.0);
+            let fr = f(&refl);
+            self.evals += 1;
+            if fr < simplex[0].1 {
+                let exp = lerp(&centroid, &worst.0, -2.0);
+                let fe = f(&exp);
+                self.evals += 1;
+                simplex[9] = if fe < fr { (exp, fe) } else { (refl, fr) };
+            } else if fr < simplex[8].1 {
+                simplex[9] = (refl, fr);
+            } else {
+                let (c, fc) = if fr < worst.1 {
+                    let c = lerp(&centroid, &refl, 0.5);
+                    (c, f(&c))
+                } else {
+                    let c = lerp(&centroid, &worst.0, 0.5);
+                    (c, f(&c))
+                };
+                self.evals += 1;
+                if fc < worst.1.min(fr) {
+                    simplex[9] = (c, fc);
+                } else {
+                    let best = simplex[0].0;
+                    for s in simplex.iter_mut().skip(1) {
+                        s.0 = lerp(&best, &s.0, 0.5);
+                        s.1 = f(&s.0);
+                    }
+                    self.evals += 9;
+                }
+            }
+        }
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
+
+    /// The best vertex and its cost.
+    fn best(&self) -> ([f64; 9], f64) {
+        self.vertices[0]
+    }
+}
+
 /// Nelder–Mead minimisation from `x0` with initial steps `step`.
 fn nelder_mead(
     f: &dyn Fn(&[f64; 9]) -> f64,
@@ -429,58 +506,9 @@ fn nelder_mead(
     step: [f64; 9],
     max_evals: usize,
 ) -> ([f64; 9], f64) {
-    let mut simplex: Vec<([f64; 9], f64)> = Vec::with_capacity(10);
-    simplex.push((x0, f(&x0)));
-    for i in 0..9 {
-        let mut x = x0;
-        x[i] += step[i];
-        simplex.push((x, f(&x)));
-    }
-    let mut evals = 10;
-    let lerp = |a: &[f64; 9], b: &[f64; 9], t: f64| -> [f64; 9] {
-        std::array::from_fn(|i| a[i] + t * (b[i] - a[i]))
-    };
-    while evals < max_evals {
-        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if (simplex[9].1 - simplex[0].1).abs() < 1e-6 * (1.0 + simplex[0].1.abs()) {
-            break;
-        }
-        let centroid: [f64; 9] =
-            std::array::from_fn(|i| simplex[..9].iter().map(|s| s.0[i]).sum::<f64>() / 9.0);
-        let worst = simplex[9];
-        let refl = lerp(&centroid, &worst.0, -1.0);
-        let fr = f(&refl);
-        evals += 1;
-        if fr < simplex[0].1 {
-            let exp = lerp(&centroid, &worst.0, -2.0);
-            let fe = f(&exp);
-            evals += 1;
-            simplex[9] = if fe < fr { (exp, fe) } else { (refl, fr) };
-        } else if fr < simplex[8].1 {
-            simplex[9] = (refl, fr);
-        } else {
-            let (c, fc) = if fr < worst.1 {
-                let c = lerp(&centroid, &refl, 0.5);
-                (c, f(&c))
-            } else {
-                let c = lerp(&centroid, &worst.0, 0.5);
-                (c, f(&c))
-            };
-            evals += 1;
-            if fc < worst.1.min(fr) {
-                simplex[9] = (c, fc);
-            } else {
-                let best = simplex[0].0;
-                for s in simplex.iter_mut().skip(1) {
-                    s.0 = lerp(&best, &s.0, 0.5);
-                    s.1 = f(&s.0);
-                }
-                evals += 9;
-            }
-        }
-    }
-    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-    (simplex[0].0, simplex[0].1)
+    let mut simplex = Simplex::new(f, x0, step);
+    simplex.run(f, max_evals);
+    simplex.best()
 }
 
 /// A point at the top of the head, horizontally at the centre of its upper part: necks and

@@ -329,36 +329,62 @@ fn box_sum(f: &Field<f64>, r: usize) -> Field<f64> {
     Field { dims: f.dims, data }
 }
 
-/// Running sum over a window of 2r+1 cells along one axis (clipped at the grid edge).
+/// Running sum over a window of 2r+1 cells along one axis (clipped at the grid edge), as the
+/// difference of two prefix sums. Along y and z the prefix sums are taken of whole x rows at a
+/// time (contiguous, and the same additions in the same order as line by line).
 fn box_axis(data: &[f64], dims: [usize; 3], axis: usize, r: usize) -> Vec<f64> {
     let [nx, ny, nz] = dims;
-    let stride = [1, nx, nx * ny][axis];
-    let len = dims[axis];
-    // every line along `axis` starts at one cell of the other two axes
-    let starts: Vec<usize> = match axis {
-        0 => (0..ny * nz).map(|l| l * nx).collect(),
-        1 => (0..nz)
-            .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
-            .collect(),
-        _ => (0..nx * ny).collect(),
-    };
-    let lines: Vec<(usize, Vec<f64>)> = starts
-        .par_iter()
-        .map(|&s| {
-            let mut prefix = vec![0f64; len + 1];
-            for t in 0..len {
-                prefix[t + 1] = prefix[t] + data[s + t * stride];
-            }
-            let out = (0..len)
-                .map(|t| prefix[(t + r + 1).min(len)] - prefix[t.saturating_sub(r)])
-                .collect();
-            (s, out)
-        })
-        .collect();
     let mut out = vec![0f64; data.len()];
-    for (s, line) in lines {
-        for (t, v) in line.into_iter().enumerate() {
-            out[s + t * stride] = v;
+    // prefix sums of `len` rows of `width` (row t at t * width) and the window sums from them
+    let rows = |src: &[f64], dst: &mut [f64], width: usize, len: usize| {
+        let mut prefix = vec![0f64; width * (len + 1)];
+        for t in 0..len {
+            let (done, next) = prefix.split_at_mut(width * (t + 1));
+            let prev = &done[width * t..];
+            for ((p, &q), &v) in next[..width].iter_mut().zip(prev).zip(&src[width * t..]) {
+                *p = q + v;
+            }
+        }
+        for t in 0..len {
+            let (hi, lo) = ((t + r + 1).min(len), t.saturating_sub(r));
+            let (h, l) = (&prefix[width * hi..], &prefix[width * lo..]);
+            for ((o, &a), &b) in dst[width * t..width * (t + 1)].iter_mut().zip(h).zip(l) {
+                *o = a - b;
+            }
+        }
+    };
+    match axis {
+        0 => out
+            .par_chunks_mut(nx)
+            .zip(data.par_chunks(nx))
+            .for_each(|(o, line)| rows(line, o, 1, nx)),
+        1 => out
+            .par_chunks_mut(nx * ny)
+            .zip(data.par_chunks(nx * ny))
+            .for_each(|(o, slab)| rows(slab, o, nx, ny)),
+        _ => {
+            // z: split the x-y plane into column blocks, each summed over z on its own
+            let plane = nx * ny;
+            let block = nx.max(plane.div_ceil(8));
+            let parts: Vec<(usize, Vec<f64>)> = (0..plane.div_ceil(block))
+                .into_par_iter()
+                .map(|b| {
+                    let (c0, c1) = (b * block, ((b + 1) * block).min(plane));
+                    let width = c1 - c0;
+                    let src: Vec<f64> = (0..nz)
+                        .flat_map(|k| data[plane * k + c0..plane * k + c1].iter().copied())
+                        .collect();
+                    let mut dst = vec![0f64; width * nz];
+                    rows(&src, &mut dst, width, nz);
+                    (c0, dst)
+                })
+                .collect();
+            out.par_chunks_mut(plane).enumerate().for_each(|(k, o)| {
+                for (c0, dst) in &parts {
+                    let width = dst.len() / nz;
+                    o[*c0..c0 + width].copy_from_slice(&dst[width * k..width * (k + 1)]);
+                }
+            });
         }
     }
     out
