@@ -12,7 +12,7 @@
 //! chosen by (cost, start index), so the result does not depend on the thread count.
 
 use crate::distance::{boundary, distance_sq};
-use crate::grid::{trilinear, Field, WorkingGrid};
+use crate::grid::{trilinear_with, Field, WorkingGrid};
 use crate::head::HeadMask;
 use crate::template::{label, Template};
 use nalgebra::{Matrix3, Matrix4, Rotation3, Vector3, Vector4};
@@ -223,8 +223,46 @@ pub struct HeadFit {
     pub in_fov_fraction: f64,
 }
 
+/// The skin distance with the field of view folded in: the sign bit of a cell's distance (never
+/// negative) is set where the cell is not in view. The fit asks both of every template point,
+/// and from one array they come from the same cache lines.
+struct ViewedDistance {
+    grid: WorkingGrid,
+    data: Vec<f32>,
+}
+
+impl ViewedDistance {
+    fn new(surface: &SubjectSurface) -> Self {
+        let data = surface
+            .distance
+            .data
+            .par_iter()
+            .zip(&surface.in_fov.data)
+            .map(|(&d, &seen)| if seen { d } else { -d })
+            .collect();
+        ViewedDistance {
+            grid: surface.grid,
+            data,
+        }
+    }
+
+    /// Whether the cell nearest to grid coordinates `at` is inside the grid and in view.
+    #[inline]
+    fn seen(&self, at: [f64; 3]) -> bool {
+        self.grid
+            .nearest_to_grid(at)
+            .is_some_and(|c| !self.data[c].is_sign_negative())
+    }
+
+    /// The distance (mm) to the skin, interpolated at grid coordinates `at` (`None` outside).
+    #[inline]
+    fn distance(&self, at: [f64; 3]) -> Option<f32> {
+        trilinear_with(self.grid.dims, at, |k| self.data[k].abs() as f64).map(|d| d as f32)
+    }
+}
+
 struct Problem<'a> {
-    surface: &'a SubjectSurface,
+    surface: &'a ViewedDistance,
     points: Vec<[f64; 3]>,
     centre: [f64; 3],
     cap_mm: f64,
@@ -269,15 +307,11 @@ impl Problem<'_> {
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
             let at = g.to_grid([w[0], w[1], w[2]]);
-            let inside = g
-                .nearest_to_grid(at)
-                .is_some_and(|c| self.surface.in_fov.data[c]);
-            if !inside {
+            if !self.surface.seen(at) {
                 sum += 0.5 * cap2;
                 continue;
             }
-            let d = trilinear(&self.surface.distance.data, g.dims, at).unwrap_or(self.cap_mm as f32)
-                as f64;
+            let d = self.surface.distance(at).unwrap_or(self.cap_mm as f32) as f64;
             sum += (d * d).min(cap2);
         }
         sum / self.points.len().max(1) as f64 + prior(p)
@@ -290,15 +324,10 @@ impl Problem<'_> {
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
             let w = [w[0], w[1], w[2]];
-            if !g
-                .nearest(w)
-                .map(|c| self.surface.in_fov.data[c])
-                .unwrap_or(false)
-            {
+            if !self.surface.seen(g.to_grid(w)) {
                 continue;
             }
-            let d =
-                trilinear(&self.surface.distance.data, g.dims, g.to_grid(w)).unwrap_or(20.0) as f64;
+            let d = self.surface.distance(g.to_grid(w)).unwrap_or(20.0) as f64;
             n_in += 1;
             sum += d.min(20.0);
             inl += (d <= 5.0) as usize;
@@ -326,13 +355,10 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
     let distance = |w: [f64; 3]| -> Option<f64> {
         let at = g.to_grid(w);
-        if !g
-            .nearest_to_grid(at)
-            .is_some_and(|c| problem.surface.in_fov.data[c])
-        {
+        if !problem.surface.seen(at) {
             return None;
         }
-        trilinear(&problem.surface.distance.data, g.dims, at).map(|d| d as f64)
+        problem.surface.distance(at).map(|d| d as f64)
     };
     let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
         let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
@@ -379,8 +405,8 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
                     up[a] += h;
                     let mut down = w;
                     down[a] -= h;
-                    let u = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(up));
-                    let v = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(down));
+                    let u = problem.surface.distance(g.to_grid(up));
+                    let v = problem.surface.distance(g.to_grid(down));
                     if let (Some(u), Some(v)) = (u, v) {
                         *gr = (u - v) as f64 / (2.0 * h);
                     }
@@ -539,6 +565,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     let n = all.len() as f64;
     let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
     let g = surface.grid;
+    let viewed = ViewedDistance::new(surface);
     let subject_anchor = anchor(head.mask.data.iter().enumerate().filter(|(_, &h)| h).map(
         |(c, _)| {
             let [i, j, k] = head.mask.coords(c);
@@ -554,7 +581,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
 
     // Prime strides spread the subsample over the whole surface (the points are in grid order).
     let coarse = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(37).copied().collect(),
         centre,
         cap_mm: 15.0,
@@ -583,14 +610,14 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     // as precise as all of them, at half the cost) with a tighter cap, which reaches the
     // bottom of the cost where the simplex stalls.
     let fine = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(7).copied().collect(),
         centre,
         cap_mm: 8.0,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,
