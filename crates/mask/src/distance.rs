@@ -237,30 +237,76 @@ pub fn close(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
     erode(&dilate(mask, radius_mm, spacing), radius_mm, spacing)
 }
 
+/// Floods from `seeds` (already admitted) through the 6-neighbours that `admit` accepts (it
+/// marks them as it accepts them, so each is accepted once); returns how many cells were
+/// reached. Each stacked cell carries its coordinates: deriving them from the index took three
+/// divisions per cell, as much as the rest of the flood.
+fn flood(
+    dims: [usize; 3],
+    seeds: impl IntoIterator<Item = usize>,
+    mut admit: impl FnMut(usize) -> bool,
+) -> usize {
+    let [nx, ny, nz] = dims;
+    let (sy, sz) = (nx, nx * ny);
+    let mut stack: Vec<(usize, [u32; 3])> = seeds
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                [(c % nx) as u32, ((c / nx) % ny) as u32, (c / sz) as u32],
+            )
+        })
+        .collect();
+    let mut reached = 0;
+    while let Some((c, [i, j, k])) = stack.pop() {
+        reached += 1;
+        let (i, j, k) = (i as usize, j as usize, k as usize);
+        let mut visit = |nb: usize, at: [usize; 3]| {
+            if admit(nb) {
+                stack.push((nb, at.map(|x| x as u32)));
+            }
+        };
+        if i > 0 {
+            visit(c - 1, [i - 1, j, k]);
+        }
+        if i + 1 < nx {
+            visit(c + 1, [i + 1, j, k]);
+        }
+        if j > 0 {
+            visit(c - sy, [i, j - 1, k]);
+        }
+        if j + 1 < ny {
+            visit(c + sy, [i, j + 1, k]);
+        }
+        if k > 0 {
+            visit(c - sz, [i, j, k - 1]);
+        }
+        if k + 1 < nz {
+            visit(c + sz, [i, j, k + 1]);
+        }
+    }
+    reached
+}
+
 /// The largest 6-connected component of `mask` (empty if `mask` is).
 pub fn largest_component(mask: &Field<bool>) -> Field<bool> {
     let n = mask.data.len();
     let mut label = vec![0u32; n];
     let mut best = (0usize, 0u32);
     let mut next = 0u32;
-    let mut stack = Vec::new();
     for start in 0..n {
         if !mask.data[start] || label[start] != 0 {
             continue;
         }
         next += 1;
         label[start] = next;
-        stack.push(start);
-        let mut size = 0usize;
-        while let Some(c) = stack.pop() {
-            size += 1;
-            for nb in neighbours6(mask.dims, c) {
-                if mask.data[nb] && label[nb] == 0 {
-                    label[nb] = next;
-                    stack.push(nb);
-                }
+        let size = flood(mask.dims, [start], |nb| {
+            let enter = mask.data[nb] && label[nb] == 0;
+            if enter {
+                label[nb] = next;
             }
-        }
+            enter
+        });
         if size > best.0 {
             best = (size, next);
         }
@@ -277,23 +323,32 @@ pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
     let [nx, ny, nz] = mask.dims;
     let n = mask.data.len();
     let mut outside = vec![false; n];
-    let mut stack = Vec::new();
-    for (c, out) in outside.iter_mut().enumerate() {
-        let [i, j, k] = mask.coords(c);
-        let border = i == 0 || j == 0 || k == 0 || i + 1 == nx || j + 1 == ny || k + 1 == nz;
-        if border && !mask.data[c] {
-            *out = true;
-            stack.push(c);
-        }
-    }
-    while let Some(c) = stack.pop() {
-        for nb in neighbours6(mask.dims, c) {
-            if !mask.data[nb] && !outside[nb] {
-                outside[nb] = true;
-                stack.push(nb);
+    let mut seeds = Vec::new();
+    for k in 0..nz {
+        for j in 0..ny {
+            let whole_row = k == 0 || j == 0 || k + 1 == nz || j + 1 == ny;
+            let row = nx * (j + ny * k);
+            let mut seed = |c: usize| {
+                if !mask.data[c] && !outside[c] {
+                    outside[c] = true;
+                    seeds.push(c);
+                }
+            };
+            if whole_row {
+                (row..row + nx).for_each(&mut seed);
+            } else {
+                seed(row);
+                seed(row + nx - 1);
             }
         }
     }
+    flood(mask.dims, seeds, |nb| {
+        let enter = !mask.data[nb] && !outside[nb];
+        if enter {
+            outside[nb] = true;
+        }
+        enter
+    });
     Field {
         dims: mask.dims,
         data: (0..n).map(|c| !mask.data[c] && !outside[c]).collect(),
