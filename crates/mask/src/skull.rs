@@ -432,45 +432,50 @@ fn enclosed_in_axial_slices(mask: &Field<bool>) -> Field<bool> {
     }
 }
 
-/// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable.
+/// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable. Along y and z whole x
+/// rows are combined at a time (contiguous, and vectorised); the extremes are the same.
 fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
     let [nx, ny, nz] = f.dims;
-    let mut data = f.data.clone();
-    for axis in 0..3 {
-        let stride = [1, nx, nx * ny][axis];
-        let len = f.dims[axis];
-        let starts: Vec<usize> = match axis {
-            0 => (0..ny * nz).map(|l| l * nx).collect(),
-            1 => (0..nz)
-                .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
-                .collect(),
-            _ => (0..nx * ny).collect(),
-        };
-        let src = &data;
-        let lines: Vec<(usize, Vec<f32>)> = starts
-            .par_iter()
-            .map(|&s| {
-                let line: Vec<f32> = (0..len).map(|t| src[s + t * stride]).collect();
-                let out = (0..len)
-                    .map(|t| {
-                        let w = &line[t.saturating_sub(r)..(t + r + 1).min(len)];
-                        if max {
-                            w.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-                        } else {
-                            w.iter().copied().fold(f32::INFINITY, f32::min)
-                        }
-                    })
-                    .collect();
-                (s, out)
-            })
-            .collect();
-        let mut next = vec![0f32; data.len()];
-        for (s, line) in lines {
-            for (t, v) in line.into_iter().enumerate() {
-                next[s + t * stride] = v;
+    let pick = |a: f32, b: f32| if max { a.max(b) } else { a.min(b) };
+    // window extremes over `len` rows of `width` (row t at t * width)
+    let rows = |src: &[f32], dst: &mut [f32], width: usize, len: usize| {
+        for t in 0..len {
+            let out = &mut dst[width * t..width * (t + 1)];
+            let lo = t.saturating_sub(r);
+            out.copy_from_slice(&src[width * lo..width * (lo + 1)]);
+            for u in lo + 1..(t + r + 1).min(len) {
+                for (o, &v) in out.iter_mut().zip(&src[width * u..width * (u + 1)]) {
+                    *o = pick(*o, v);
+                }
             }
         }
-        data = next;
+    };
+    let mut along_x = vec![0f32; f.data.len()];
+    along_x
+        .par_chunks_mut(nx)
+        .zip(f.data.par_chunks(nx))
+        .for_each(|(o, line)| rows(line, o, 1, nx));
+    let mut along_y = vec![0f32; f.data.len()];
+    along_y
+        .par_chunks_mut(nx * ny)
+        .zip(along_x.par_chunks(nx * ny))
+        .for_each(|(o, slab)| rows(slab, o, nx, ny));
+    let plane = nx * ny;
+    let src = &along_y;
+    along_x
+        .par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(k, out)| {
+            let lo = k.saturating_sub(r);
+            out.copy_from_slice(&src[plane * lo..plane * (lo + 1)]);
+            for u in lo + 1..(k + r + 1).min(nz) {
+                for (o, &v) in out.iter_mut().zip(&src[plane * u..plane * (u + 1)]) {
+                    *o = pick(*o, v);
+                }
+            }
+        });
+    Field {
+        dims: f.dims,
+        data: along_x,
     }
-    Field { dims: f.dims, data }
 }
