@@ -39,14 +39,12 @@ pub fn plan(
         .margin_mm(margin_mm)
         .ears(ears)
         .remove_bone(remove_bone);
-    let mut mask = defacer_mask::plan(vol, &opts)?;
-    if rebuilds_face && !remove_bone && mask.report.modality != Modality::Ct && mask.bone.is_some()
-    {
-        let opts = DefaceOptions {
-            modality: Some(mask.report.modality),
-            ..opts.remove_bone(true)
-        };
-        mask = defacer_mask::plan(vol, &opts)?;
+    // The working-grid half (head, fit, skull) does not depend on keeping bone: done once.
+    let working = defacer_mask::WorkingPlan::new(vol, &opts)?;
+    let rebuild_bone =
+        rebuilds_face && !remove_bone && working.modality() != Modality::Ct && working.bone_found();
+    let mut mask = working.native(remove_bone || rebuild_bone);
+    if rebuild_bone {
         mask.report.warnings.push(
             "MRI facial bone is rebuilt with the soft tissue by this method (kept, its dark band \
              would outline the facial skeleton)"

@@ -167,6 +167,13 @@ impl WorkingGrid {
 /// `round` are library calls on the baseline x86-64 target).
 #[inline]
 pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
+    trilinear_with(dims, g, |k| data[k] as f64).map(|v| v as f32)
+}
+
+/// [`trilinear`] of the values `value(index)` of an x-fastest grid of `dims` cells.
+#[inline(always)]
+pub fn trilinear_with(dims: [usize; 3], g: [f64; 3], value: impl Fn(usize) -> f64) -> Option<f64> {
+    let v = value;
     let mut base = [0usize; 3];
     let mut frac = [0f64; 3];
     let mut step = [1usize, dims[0], dims[0] * dims[1]];
@@ -186,7 +193,6 @@ pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
     }
     let o = base[0] + dims[0] * (base[1] + dims[1] * base[2]);
     let [sx, sy, sz] = step;
-    let v = |k: usize| data[k] as f64;
     let [fx, fy, fz] = frac;
     let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
     let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
@@ -194,7 +200,7 @@ pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
     let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
     let c0 = c00 * (1.0 - fy) + c10 * fy;
     let c1 = c01 * (1.0 - fy) + c11 * fy;
-    Some((c0 * (1.0 - fz) + c1 * fz) as f32)
+    Some(c0 * (1.0 - fz) + c1 * fz)
 }
 
 /// The native volume's intensities (physical units) resampled onto the working grid, with the

@@ -227,6 +227,53 @@ fn dtype_range(dt: DataType) -> (f64, f64) {
 
 /// Computes the face (and ear) removal region and the protected brain of `vol`.
 pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
+    Ok(WorkingPlan::new(vol, opts)?.native(opts.remove_bone))
+}
+
+/// The part of a plan done on the working grid (head, fit, skull, brain, face), before the
+/// masks are mapped onto the volume's own grid. [`plan`] is `new` then `native`; planning
+/// through it lets a caller decide on facial bone after seeing the modality and the skull
+/// without doing the working-grid half twice.
+pub struct WorkingPlan<'a> {
+    vol: &'a Volume,
+    map: VoxelMap<'a>,
+    opts: DefaceOptions,
+    started: Instant,
+    modality: Modality,
+    img: WorkingImage,
+    head: HeadMask,
+    fit: HeadFit,
+    labels: Field<u8>,
+    skull: SkullSurface,
+    brain: ProtectedBrain,
+    region: FaceRegion,
+    timings: Timings,
+}
+
+impl<'a> WorkingPlan<'a> {
+    /// Everything of [`plan`] but the native masks (`opts.remove_bone` is not used here).
+    pub fn new(vol: &'a Volume, opts: &DefaceOptions) -> Result<Self, Error> {
+        working(vol, opts)
+    }
+
+    /// The modality planned for: the override, the volume's, or the guess from intensities.
+    pub fn modality(&self) -> Modality {
+        self.modality
+    }
+
+    /// Whether bone was identified (CT, or an MRI whose skull was found), and so can be kept.
+    pub fn bone_found(&self) -> bool {
+        self.skull.found()
+    }
+
+    /// The masks on the native grid: what [`plan`] gives with `opts.remove_bone` set to
+    /// `remove_bone`.
+    pub fn native(&self, remove_bone: bool) -> DefaceMask {
+        finish(self, remove_bone)
+    }
+}
+
+fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>, Error> {
     let t_all = Instant::now();
     let file = vol.path().display().to_string();
     let geometry = |problem: String| Error::Geometry {
@@ -243,7 +290,6 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         ));
     }
     let mut timings = Timings::default();
-    let mut warnings = Vec::new();
 
     let t = Instant::now();
     let img = WorkingImage::from_volume(vol, opts.working_mm)
@@ -313,31 +359,67 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         _ => None,
     };
     let region = FaceRegion::new(&labels, &brain, &img.in_fov, behind_face.as_ref());
-    if !skull.found() && !opts.remove_bone {
+    timings.regions = ms(t);
+    Ok(WorkingPlan {
+        vol,
+        map,
+        opts: opts.clone(),
+        started: t_all,
+        modality,
+        img,
+        head,
+        fit,
+        labels,
+        skull,
+        brain,
+        region,
+        timings,
+    })
+}
+
+fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
+    let WorkingPlan {
+        vol,
+        map,
+        opts,
+        started: t_all,
+        modality,
+        img,
+        head,
+        fit,
+        labels,
+        skull,
+        brain,
+        region,
+        ..
+    } = plan;
+    let (vol, modality, t_all) = (*vol, *modality, *t_all);
+    let mut warnings = Vec::new();
+    let mut timings = plan.timings.clone();
+    if !skull.found() && !remove_bone {
         let why = skull.problem.as_deref().unwrap_or("no bone model");
         warnings.push(format!(
             "bone is not identified ({why}): facial bone is removed with the soft tissue"
         ));
     }
-    timings.regions = ms(t);
 
     let t = Instant::now();
-    let keep_bone = skull.found() && !opts.remove_bone;
+    let keep_bone = skull.found() && !remove_bone;
     let native = to_native(
-        vol, &map, &img, &labels, &head.mask, &region, &brain, &skull, opts.ears, keep_bone,
+        vol, map, img, labels, &head.mask, region, brain, skull, opts.ears, keep_bone,
     );
     timings.native = ms(t);
 
-    let removed_ml = volume_ml(&map, &native.face);
-    let ears_ml = native.ears.as_ref().map_or(0.0, |e| volume_ml(&map, e));
-    let min_distance = min_distance_to_brain(&region, &brain, opts.ears, img.grid.spacing);
+    let removed_ml = volume_ml(map, &native.face);
+    let ears_ml = native.ears.as_ref().map_or(0.0, |e| volume_ml(map, e));
+    let min_distance = min_distance_to_brain(region, brain, opts.ears, img.grid.spacing);
     if removed_ml < 1.0 {
         warnings.push("the face region lies outside the field of view: nothing to remove".into());
     }
 
     let air_physical = match modality {
         Modality::Ct => -1000.0,
-        _ => background_level(&img, &head.mask),
+        _ => background_level(img, &head.mask),
     };
     let (lo, hi) = dtype_range(vol.datatype());
     let fill_value_stored = vol.scaling.to_stored(air_physical).clamp(lo, hi);
@@ -356,7 +438,7 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         warnings,
         timings_ms: timings,
     };
-    Ok(DefaceMask {
+    DefaceMask {
         face: native.face,
         ears: native.ears,
         protected: native.protected,
@@ -367,7 +449,7 @@ pub fn plan(vol: &Volume, opts: &DefaceOptions) -> Result<DefaceMask, Error> {
         fill_value_stored,
         air_physical,
         report,
-    })
+    }
 }
 
 /// How far (template mm) behind the fitted face region the facial soft tissue may reach.

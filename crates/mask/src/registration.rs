@@ -12,7 +12,7 @@
 //! chosen by (cost, start index), so the result does not depend on the thread count.
 
 use crate::distance::{boundary, distance_sq};
-use crate::grid::{trilinear, Field, WorkingGrid};
+use crate::grid::{trilinear_with, Field, WorkingGrid};
 use crate::head::HeadMask;
 use crate::template::{label, Template};
 use nalgebra::{Matrix3, Matrix4, Rotation3, Vector3, Vector4};
@@ -223,8 +223,46 @@ pub struct HeadFit {
     pub in_fov_fraction: f64,
 }
 
+/// The skin distance with the field of view folded in: the sign bit of a cell's distance (never
+/// negative) is set where the cell is not in view. The fit asks both of every template point,
+/// and from one array they come from the same cache lines.
+struct ViewedDistance {
+    grid: WorkingGrid,
+    data: Vec<f32>,
+}
+
+impl ViewedDistance {
+    fn new(surface: &SubjectSurface) -> Self {
+        let data = surface
+            .distance
+            .data
+            .par_iter()
+            .zip(&surface.in_fov.data)
+            .map(|(&d, &seen)| if seen { d } else { -d })
+            .collect();
+        ViewedDistance {
+            grid: surface.grid,
+            data,
+        }
+    }
+
+    /// Whether the cell nearest to grid coordinates `at` is inside the grid and in view.
+    #[inline]
+    fn seen(&self, at: [f64; 3]) -> bool {
+        self.grid
+            .nearest_to_grid(at)
+            .is_some_and(|c| !self.data[c].is_sign_negative())
+    }
+
+    /// The distance (mm) to the skin, interpolated at grid coordinates `at` (`None` outside).
+    #[inline]
+    fn distance(&self, at: [f64; 3]) -> Option<f32> {
+        trilinear_with(self.grid.dims, at, |k| self.data[k].abs() as f64).map(|d| d as f32)
+    }
+}
+
 struct Problem<'a> {
-    surface: &'a SubjectSurface,
+    surface: &'a ViewedDistance,
     points: Vec<[f64; 3]>,
     centre: [f64; 3],
     cap_mm: f64,
@@ -269,15 +307,11 @@ impl Problem<'_> {
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
             let at = g.to_grid([w[0], w[1], w[2]]);
-            let inside = g
-                .nearest_to_grid(at)
-                .is_some_and(|c| self.surface.in_fov.data[c]);
-            if !inside {
+            if !self.surface.seen(at) {
                 sum += 0.5 * cap2;
                 continue;
             }
-            let d = trilinear(&self.surface.distance.data, g.dims, at).unwrap_or(self.cap_mm as f32)
-                as f64;
+            let d = self.surface.distance(at).unwrap_or(self.cap_mm as f32) as f64;
             sum += (d * d).min(cap2);
         }
         sum / self.points.len().max(1) as f64 + prior(p)
@@ -290,15 +324,10 @@ impl Problem<'_> {
         for x in &self.points {
             let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
             let w = [w[0], w[1], w[2]];
-            if !g
-                .nearest(w)
-                .map(|c| self.surface.in_fov.data[c])
-                .unwrap_or(false)
-            {
+            if !self.surface.seen(g.to_grid(w)) {
                 continue;
             }
-            let d =
-                trilinear(&self.surface.distance.data, g.dims, g.to_grid(w)).unwrap_or(20.0) as f64;
+            let d = self.surface.distance(g.to_grid(w)).unwrap_or(20.0) as f64;
             n_in += 1;
             sum += d.min(20.0);
             inl += (d <= 5.0) as usize;
@@ -326,13 +355,10 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
     let distance = |w: [f64; 3]| -> Option<f64> {
         let at = g.to_grid(w);
-        if !g
-            .nearest_to_grid(at)
-            .is_some_and(|c| problem.surface.in_fov.data[c])
-        {
+        if !problem.surface.seen(at) {
             return None;
         }
-        trilinear(&problem.surface.distance.data, g.dims, at).map(|d| d as f64)
+        problem.surface.distance(at).map(|d| d as f64)
     };
     let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
         let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
@@ -379,8 +405,8 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
                     up[a] += h;
                     let mut down = w;
                     down[a] -= h;
-                    let u = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(up));
-                    let v = trilinear(&problem.surface.distance.data, g.dims, g.to_grid(down));
+                    let u = problem.surface.distance(g.to_grid(up));
+                    let v = problem.surface.distance(g.to_grid(down));
                     if let (Some(u), Some(v)) = (u, v) {
                         *gr = (u - v) as f64 / (2.0 * h);
                     }
@@ -422,6 +448,83 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     p
 }
 
+/// A Nelder–Mead simplex that can be run in instalments: running it to `n` evaluations and
+/// then on to `m` walks exactly the same path as running it to `m` at once.
+struct Simplex {
+    vertices: Vec<([f64; 9], f64)>,
+    evals: usize,
+}
+
+impl Simplex {
+    /// The simplex at `x0` with initial steps `step`.
+    fn new(f: &dyn Fn(&[f64; 9]) -> f64, x0: [f64; 9], step: [f64; 9]) -> Self {
+        let mut vertices: Vec<([f64; 9], f64)> = Vec::with_capacity(10);
+        vertices.push((x0, f(&x0)));
+        for i in 0..9 {
+            let mut x = x0;
+            x[i] += step[i];
+            vertices.push((x, f(&x)));
+        }
+        Simplex {
+            vertices,
+            evals: 10,
+        }
+    }
+
+    /// Minimises until `max_evals` evaluations in all, or convergence.
+    fn run(&mut self, f: &dyn Fn(&[f64; 9]) -> f64, max_evals: usize) {
+        let simplex = &mut self.vertices;
+        let lerp = |a: &[f64; 9], b: &[f64; 9], t: f64| -> [f64; 9] {
+            std::array::from_fn(|i| a[i] + t * (b[i] - a[i]))
+        };
+        while self.evals < max_evals {
+            simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+            if (simplex[9].1 - simplex[0].1).abs() < 1e-6 * (1.0 + simplex[0].1.abs()) {
+                break;
+            }
+            let centroid: [f64; 9] =
+                std::array::from_fn(|i| simplex[..9].iter().map(|s| s.0[i]).sum::<f64>() / 9.0);
+            let worst = simplex[9];
+            let refl = lerp(&centroid, &worst.0, -1.0);
+            let fr = f(&refl);
+            self.evals += 1;
+            if fr < simplex[0].1 {
+                let exp = lerp(&centroid, &worst.0, -2.0);
+                let fe = f(&exp);
+                self.evals += 1;
+                simplex[9] = if fe < fr { (exp, fe) } else { (refl, fr) };
+            } else if fr < simplex[8].1 {
+                simplex[9] = (refl, fr);
+            } else {
+                let (c, fc) = if fr < worst.1 {
+                    let c = lerp(&centroid, &refl, 0.5);
+                    (c, f(&c))
+                } else {
+                    let c = lerp(&centroid, &worst.0, 0.5);
+                    (c, f(&c))
+                };
+                self.evals += 1;
+                if fc < worst.1.min(fr) {
+                    simplex[9] = (c, fc);
+                } else {
+                    let best = simplex[0].0;
+                    for s in simplex.iter_mut().skip(1) {
+                        s.0 = lerp(&best, &s.0, 0.5);
+                        s.1 = f(&s.0);
+                    }
+                    self.evals += 9;
+                }
+            }
+        }
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
+
+    /// The best vertex and its cost.
+    fn best(&self) -> ([f64; 9], f64) {
+        self.vertices[0]
+    }
+}
+
 /// Nelder–Mead minimisation from `x0` with initial steps `step`.
 fn nelder_mead(
     f: &dyn Fn(&[f64; 9]) -> f64,
@@ -429,58 +532,9 @@ fn nelder_mead(
     step: [f64; 9],
     max_evals: usize,
 ) -> ([f64; 9], f64) {
-    let mut simplex: Vec<([f64; 9], f64)> = Vec::with_capacity(10);
-    simplex.push((x0, f(&x0)));
-    for i in 0..9 {
-        let mut x = x0;
-        x[i] += step[i];
-        simplex.push((x, f(&x)));
-    }
-    let mut evals = 10;
-    let lerp = |a: &[f64; 9], b: &[f64; 9], t: f64| -> [f64; 9] {
-        std::array::from_fn(|i| a[i] + t * (b[i] - a[i]))
-    };
-    while evals < max_evals {
-        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if (simplex[9].1 - simplex[0].1).abs() < 1e-6 * (1.0 + simplex[0].1.abs()) {
-            break;
-        }
-        let centroid: [f64; 9] =
-            std::array::from_fn(|i| simplex[..9].iter().map(|s| s.0[i]).sum::<f64>() / 9.0);
-        let worst = simplex[9];
-        let refl = lerp(&centroid, &worst.0, -1.0);
-        let fr = f(&refl);
-        evals += 1;
-        if fr < simplex[0].1 {
-            let exp = lerp(&centroid, &worst.0, -2.0);
-            let fe = f(&exp);
-            evals += 1;
-            simplex[9] = if fe < fr { (exp, fe) } else { (refl, fr) };
-        } else if fr < simplex[8].1 {
-            simplex[9] = (refl, fr);
-        } else {
-            let (c, fc) = if fr < worst.1 {
-                let c = lerp(&centroid, &refl, 0.5);
-                (c, f(&c))
-            } else {
-                let c = lerp(&centroid, &worst.0, 0.5);
-                (c, f(&c))
-            };
-            evals += 1;
-            if fc < worst.1.min(fr) {
-                simplex[9] = (c, fc);
-            } else {
-                let best = simplex[0].0;
-                for s in simplex.iter_mut().skip(1) {
-                    s.0 = lerp(&best, &s.0, 0.5);
-                    s.1 = f(&s.0);
-                }
-                evals += 9;
-            }
-        }
-    }
-    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
-    (simplex[0].0, simplex[0].1)
+    let mut simplex = Simplex::new(f, x0, step);
+    simplex.run(f, max_evals);
+    simplex.best()
 }
 
 /// A point at the top of the head, horizontally at the centre of its upper part: necks and
@@ -511,6 +565,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     let n = all.len() as f64;
     let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
     let g = surface.grid;
+    let viewed = ViewedDistance::new(surface);
     let subject_anchor = anchor(head.mask.data.iter().enumerate().filter(|(_, &h)| h).map(
         |(c, _)| {
             let [i, j, k] = head.mask.coords(c);
@@ -526,7 +581,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
 
     // Prime strides spread the subsample over the whole surface (the points are in grid order).
     let coarse = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(37).copied().collect(),
         centre,
         cap_mm: 15.0,
@@ -555,14 +610,14 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     // as precise as all of them, at half the cost) with a tighter cap, which reaches the
     // bottom of the cost where the simplex stalls.
     let fine = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(7).copied().collect(),
         centre,
         cap_mm: 8.0,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
-        surface,
+        surface: &viewed,
         points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,

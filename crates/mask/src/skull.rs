@@ -17,7 +17,7 @@
 //! then removed with the soft tissue (privacy first; the brain is protected regardless).
 
 use crate::distance::{
-    close, dilate, distance_sq, erode, fill_holes, largest_component, reach_through,
+    close, dilate, distance_sq_within, erode, fill_holes, largest_component, reach_through,
 };
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
@@ -180,7 +180,7 @@ impl MriSkull {
         let sp = img.grid.spacing;
         let head = head.zip(&img.in_fov, |h, ok| h && ok);
         let level = tissue_level(&img.values, &head, sp);
-        let depth = distance_sq(&head.map(|h| !h), sp);
+        let depth = distance_sq_within(&head.map(|h| !h), sp, MIN_DEPTH_MM);
         let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
         // a thin band darker than both its sides, however dark in absolute terms (blurred by
         // the working grid, or crossed by a vein at the vertex)
@@ -199,7 +199,8 @@ impl MriSkull {
                 })
                 .collect(),
         };
-        let to_brain = distance_sq(brain_hint, sp);
+        let to_brain =
+            distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
         let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
         // single-cell gaps: foramina, partial volume with marrow or vessels
         let ring = close(
@@ -357,36 +358,62 @@ fn box_sum(f: &Field<f64>, r: usize) -> Field<f64> {
     Field { dims: f.dims, data }
 }
 
-/// Running sum over a window of 2r+1 cells along one axis (clipped at the grid edge).
+/// Running sum over a window of 2r+1 cells along one axis (clipped at the grid edge), as the
+/// difference of two prefix sums. Along y and z the prefix sums are taken of whole x rows at a
+/// time (contiguous, and the same additions in the same order as line by line).
 fn box_axis(data: &[f64], dims: [usize; 3], axis: usize, r: usize) -> Vec<f64> {
     let [nx, ny, nz] = dims;
-    let stride = [1, nx, nx * ny][axis];
-    let len = dims[axis];
-    // every line along `axis` starts at one cell of the other two axes
-    let starts: Vec<usize> = match axis {
-        0 => (0..ny * nz).map(|l| l * nx).collect(),
-        1 => (0..nz)
-            .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
-            .collect(),
-        _ => (0..nx * ny).collect(),
-    };
-    let lines: Vec<(usize, Vec<f64>)> = starts
-        .par_iter()
-        .map(|&s| {
-            let mut prefix = vec![0f64; len + 1];
-            for t in 0..len {
-                prefix[t + 1] = prefix[t] + data[s + t * stride];
-            }
-            let out = (0..len)
-                .map(|t| prefix[(t + r + 1).min(len)] - prefix[t.saturating_sub(r)])
-                .collect();
-            (s, out)
-        })
-        .collect();
     let mut out = vec![0f64; data.len()];
-    for (s, line) in lines {
-        for (t, v) in line.into_iter().enumerate() {
-            out[s + t * stride] = v;
+    // prefix sums of `len` rows of `width` (row t at t * width) and the window sums from them
+    let rows = |src: &[f64], dst: &mut [f64], width: usize, len: usize| {
+        let mut prefix = vec![0f64; width * (len + 1)];
+        for t in 0..len {
+            let (done, next) = prefix.split_at_mut(width * (t + 1));
+            let prev = &done[width * t..];
+            for ((p, &q), &v) in next[..width].iter_mut().zip(prev).zip(&src[width * t..]) {
+                *p = q + v;
+            }
+        }
+        for t in 0..len {
+            let (hi, lo) = ((t + r + 1).min(len), t.saturating_sub(r));
+            let (h, l) = (&prefix[width * hi..], &prefix[width * lo..]);
+            for ((o, &a), &b) in dst[width * t..width * (t + 1)].iter_mut().zip(h).zip(l) {
+                *o = a - b;
+            }
+        }
+    };
+    match axis {
+        0 => out
+            .par_chunks_mut(nx)
+            .zip(data.par_chunks(nx))
+            .for_each(|(o, line)| rows(line, o, 1, nx)),
+        1 => out
+            .par_chunks_mut(nx * ny)
+            .zip(data.par_chunks(nx * ny))
+            .for_each(|(o, slab)| rows(slab, o, nx, ny)),
+        _ => {
+            // z: split the x-y plane into column blocks, each summed over z on its own
+            let plane = nx * ny;
+            let block = nx.max(plane.div_ceil(8));
+            let parts: Vec<(usize, Vec<f64>)> = (0..plane.div_ceil(block))
+                .into_par_iter()
+                .map(|b| {
+                    let (c0, c1) = (b * block, ((b + 1) * block).min(plane));
+                    let width = c1 - c0;
+                    let src: Vec<f64> = (0..nz)
+                        .flat_map(|k| data[plane * k + c0..plane * k + c1].iter().copied())
+                        .collect();
+                    let mut dst = vec![0f64; width * nz];
+                    rows(&src, &mut dst, width, nz);
+                    (c0, dst)
+                })
+                .collect();
+            out.par_chunks_mut(plane).enumerate().for_each(|(k, o)| {
+                for (c0, dst) in &parts {
+                    let width = dst.len() / nz;
+                    o[*c0..c0 + width].copy_from_slice(&dst[width * k..width * (k + 1)]);
+                }
+            });
         }
     }
     out
@@ -455,45 +482,50 @@ fn enclosed_in_axial_slices(
     }
 }
 
-/// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable.
+/// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable. Along y and z whole x
+/// rows are combined at a time (contiguous, and vectorised); the extremes are the same.
 fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
     let [nx, ny, nz] = f.dims;
-    let mut data = f.data.clone();
-    for axis in 0..3 {
-        let stride = [1, nx, nx * ny][axis];
-        let len = f.dims[axis];
-        let starts: Vec<usize> = match axis {
-            0 => (0..ny * nz).map(|l| l * nx).collect(),
-            1 => (0..nz)
-                .flat_map(|k| (0..nx).map(move |i| i + nx * ny * k))
-                .collect(),
-            _ => (0..nx * ny).collect(),
-        };
-        let src = &data;
-        let lines: Vec<(usize, Vec<f32>)> = starts
-            .par_iter()
-            .map(|&s| {
-                let line: Vec<f32> = (0..len).map(|t| src[s + t * stride]).collect();
-                let out = (0..len)
-                    .map(|t| {
-                        let w = &line[t.saturating_sub(r)..(t + r + 1).min(len)];
-                        if max {
-                            w.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-                        } else {
-                            w.iter().copied().fold(f32::INFINITY, f32::min)
-                        }
-                    })
-                    .collect();
-                (s, out)
-            })
-            .collect();
-        let mut next = vec![0f32; data.len()];
-        for (s, line) in lines {
-            for (t, v) in line.into_iter().enumerate() {
-                next[s + t * stride] = v;
+    let pick = |a: f32, b: f32| if max { a.max(b) } else { a.min(b) };
+    // window extremes over `len` rows of `width` (row t at t * width)
+    let rows = |src: &[f32], dst: &mut [f32], width: usize, len: usize| {
+        for t in 0..len {
+            let out = &mut dst[width * t..width * (t + 1)];
+            let lo = t.saturating_sub(r);
+            out.copy_from_slice(&src[width * lo..width * (lo + 1)]);
+            for u in lo + 1..(t + r + 1).min(len) {
+                for (o, &v) in out.iter_mut().zip(&src[width * u..width * (u + 1)]) {
+                    *o = pick(*o, v);
+                }
             }
         }
-        data = next;
+    };
+    let mut along_x = vec![0f32; f.data.len()];
+    along_x
+        .par_chunks_mut(nx)
+        .zip(f.data.par_chunks(nx))
+        .for_each(|(o, line)| rows(line, o, 1, nx));
+    let mut along_y = vec![0f32; f.data.len()];
+    along_y
+        .par_chunks_mut(nx * ny)
+        .zip(along_x.par_chunks(nx * ny))
+        .for_each(|(o, slab)| rows(slab, o, nx, ny));
+    let plane = nx * ny;
+    let src = &along_y;
+    along_x
+        .par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(k, out)| {
+            let lo = k.saturating_sub(r);
+            out.copy_from_slice(&src[plane * lo..plane * (lo + 1)]);
+            for u in lo + 1..(k + r + 1).min(nz) {
+                for (o, &v) in out.iter_mut().zip(&src[plane * u..plane * (u + 1)]) {
+                    *o = pick(*o, v);
+                }
+            }
+        });
+    Field {
+        dims: f.dims,
+        data: along_x,
     }
-    Field { dims: f.dims, data }
 }

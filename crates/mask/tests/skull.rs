@@ -191,3 +191,32 @@ fn real_mri_keeps_only_a_thin_dark_band_of_facial_bone() {
         );
     }
 }
+
+/// Planning once on the working grid and drawing the native masks with and without facial bone
+/// gives what two separate plans give (the working-grid half does not depend on keeping bone),
+/// and on a real MRI whose skull is found the two differ: the bone is kept in one only.
+#[test]
+fn ch2_working_plan_gives_both_bone_choices_of_plan() {
+    let v = load(&[real("mri/ch2.nii.gz")])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let opts = DefaceOptions::default().ears(true);
+    let working = defacer_mask::WorkingPlan::new(&v, &opts).unwrap_or_else(|e| panic!("ch2: {e}"));
+    assert!(working.bone_found(), "ch2: the skull is not found");
+    for remove_bone in [false, true] {
+        let what = format!("ch2 remove_bone={remove_bone}");
+        let separate = plan_ok(&v, &opts.clone().remove_bone(remove_bone), &what);
+        let drawn = working.native(remove_bone);
+        assert_eq!(drawn.face, separate.face, "{what}: face");
+        assert_eq!(drawn.ears, separate.ears, "{what}: ears");
+        assert_eq!(drawn.protected, separate.protected, "{what}: protected");
+        assert_eq!(drawn.bone, separate.bone, "{what}: bone");
+        assert_eq!(drawn.report.warnings, separate.report.warnings, "{what}");
+    }
+    let keep = working.native(false);
+    let remove = working.native(true);
+    assert!(
+        count(&remove.face) > count(&keep.face),
+        "ch2: removing facial bone removes nothing more"
+    );
+}
