@@ -32,6 +32,16 @@ impl<T: Copy + Send + Sync> Field<T> {
         let ny = self.dims[1];
         [n % nx, (n / nx) % ny, n / (nx * ny)]
     }
+    /// A field whose cell `c` (in x-fastest order) is `f(c)`, computed in parallel.
+    pub fn from_cells(dims: [usize; 3], f: impl Fn(usize) -> T + Sync + Send) -> Self {
+        Field {
+            dims,
+            data: (0..dims[0] * dims[1] * dims[2])
+                .into_par_iter()
+                .map(f)
+                .collect(),
+        }
+    }
     pub fn map<U: Copy + Send + Sync>(&self, f: impl Fn(T) -> U + Sync) -> Field<U> {
         Field {
             dims: self.dims,

@@ -477,34 +477,28 @@ fn behind_face(
         return exterior.map(|_| false);
     };
     let forward = to_subject * Vector4::new(0.0, STEP_MM, 0.0, 0.0);
-    Field {
-        dims: exterior.dims,
-        data: (0..exterior.data.len())
-            .into_par_iter()
-            .map(|c| {
-                if !exterior.data[c] {
-                    return false;
-                }
-                let [i, j, k] = exterior.coords(c);
-                let w = img.grid.world(i, j, k);
-                let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
-                if t[0].abs() > ORBITS_HALF_WIDTH_MM {
-                    return false;
-                }
-                for s in 1..=steps {
-                    let at = [0, 1, 2].map(|a| w[a] + forward[a] * s as f64);
-                    if img.grid.nearest(at).is_some_and(|n| bone.data[n]) {
-                        return false;
-                    }
-                    let p = to_template * Vector4::new(at[0], at[1], at[2], 1.0);
-                    if template.labels_at([p[0], p[1], p[2]]) & label::FACE != 0 {
-                        return true;
-                    }
-                }
-                false
-            })
-            .collect(),
-    }
+    Field::from_cells(exterior.dims, |c| {
+        if !exterior.data[c] {
+            return false;
+        }
+        let [i, j, k] = exterior.coords(c);
+        let w = img.grid.world(i, j, k);
+        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+        if t[0].abs() > ORBITS_HALF_WIDTH_MM {
+            return false;
+        }
+        for s in 1..=steps {
+            let at = [0, 1, 2].map(|a| w[a] + forward[a] * s as f64);
+            if img.grid.nearest(at).is_some_and(|n| bone.data[n]) {
+                return false;
+            }
+            let p = to_template * Vector4::new(at[0], at[1], at[2], 1.0);
+            if template.labels_at([p[0], p[1], p[2]]) & label::FACE != 0 {
+                return true;
+            }
+        }
+        false
+    })
 }
 
 fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {

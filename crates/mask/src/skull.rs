@@ -122,18 +122,12 @@ impl SkullSurface {
             .zip(&soft, |a, b| a && b);
         let intracranial = largest_component(&inside);
         let air = head.zip(&img.in_fov, |h, seen| !h && seen);
-        let path = Field {
-            dims: head.dims,
-            data: (0..head.data.len())
-                .into_par_iter()
-                .map(|c| {
-                    head.data[c]
-                        && !ring.data[c]
-                        && !intracranial.data[c]
-                        && CT_SOFT_HU.contains(&img.values.data[c])
-                })
-                .collect(),
-        };
+        let path = Field::from_cells(head.dims, |c| {
+            head.data[c]
+                && !ring.data[c]
+                && !intracranial.data[c]
+                && CT_SOFT_HU.contains(&img.values.data[c])
+        });
         let exterior = reach_through(&air, &path, CT_EXTERIOR_MM, sp);
         SkullSurface {
             modality: Modality::Ct,
@@ -186,19 +180,12 @@ impl MriSkull {
         // the working grid, or crossed by a vein at the vertex)
         let r = (VALLEY_MM / sp).round().max(1.0) as usize;
         let closed_values = extreme_filter(&extreme_filter(&img.values, r, true), r, false);
-        let dark = Field {
-            dims: head.dims,
-            data: (0..head.data.len())
-                .into_par_iter()
-                .map(|c| {
-                    head.data[c]
-                        && depth.data[c] >= min_depth
-                        && (img.values.data[c] < MRI_DARK * level.data[c]
-                            || closed_values.data[c] - img.values.data[c]
-                                > VALLEY_DEPTH * level.data[c])
-                })
-                .collect(),
-        };
+        let dark = Field::from_cells(head.dims, |c| {
+            head.data[c]
+                && depth.data[c] >= min_depth
+                && (img.values.data[c] < MRI_DARK * level.data[c]
+                    || closed_values.data[c] - img.values.data[c] > VALLEY_DEPTH * level.data[c])
+        });
         let to_brain =
             distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
         let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
@@ -222,30 +209,20 @@ impl MriSkull {
         // not dark)
         let regrow = dilate(&core, REGROW_MM.max(sp), sp)
             .zip(&erode(&enclosed, REGROW_MM.max(sp), sp), |a, b| a && b);
-        let regrown = Field {
-            dims: head.dims,
-            data: (0..head.data.len())
-                .into_par_iter()
-                .map(|c| {
-                    core.data[c]
-                        || (regrow.data[c]
-                            && enclosed.data[c]
-                            && img.values.data[c] >= MRI_DARK * level.data[c])
-                })
-                .collect(),
-        };
+        let regrown = Field::from_cells(head.dims, |c| {
+            core.data[c]
+                || (regrow.data[c]
+                    && enclosed.data[c]
+                    && img.values.data[c] >= MRI_DARK * level.data[c])
+        });
         // ventricles (dark in T1) are holes in it; the skull is not
         let intracranial = fill_holes(&close(&regrown, 2.0 * sp, sp).zip(&enclosed, |a, b| a && b));
 
         let thick = dilate(&erode(&dark, THICK_MM, sp), THICK_MM + sp, sp);
         // the vault around the cranium, and the facial bones under the face's soft tissue
-        let bone = Field {
-            dims: head.dims,
-            data: (0..head.data.len())
-                .into_par_iter()
-                .map(|c| dark.data[c] && !thick.data[c] && !intracranial.data[c])
-                .collect(),
-        };
+        let bone = Field::from_cells(head.dims, |c| {
+            dark.data[c] && !thick.data[c] && !intracranial.data[c]
+        });
         check_plausible(img, &head, brain_hint, &intracranial, &bone)?;
         let near_bone = dilate(&bone, sp, sp);
         Ok(MriSkull {
@@ -332,13 +309,9 @@ fn check_plausible(
 fn tissue_level(values: &Field<f32>, head: &Field<bool>, spacing: f64) -> Field<f32> {
     let r = (LEVEL_RADIUS_MM / spacing).round().max(1.0) as usize;
     let first = local_mean(values, head, r);
-    let bright = Field {
-        dims: head.dims,
-        data: (0..head.data.len())
-            .into_par_iter()
-            .map(|c| head.data[c] && values.data[c] >= MRI_DARK * first.data[c])
-            .collect(),
-    };
+    let bright = Field::from_cells(head.dims, |c| {
+        head.data[c] && values.data[c] >= MRI_DARK * first.data[c]
+    });
     local_mean(values, &bright, r)
 }
 
