@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 mod support;
 use support::{defacer, s, stderr};
 
-use defacer_testkit::{real, scratch};
+use defacer_testkit::{landmarks, real, scratch};
 use defacer_volume::{load, Volume};
-use serde_json::Value;
 
 const FACIAL: [&str; 7] = [
     "nose_tip",
@@ -34,29 +33,6 @@ fn load_one(p: &Path) -> Volume {
     let mut v = load(&[p.to_path_buf()]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v.len(), 1, "{}", p.display());
     v.remove(0)
-}
-
-/// The landmark file of one head: its volume (relative to the data folder) and named points.
-fn landmarks(file: &str) -> (String, Vec<(String, [f64; 3])>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/landmarks")
-        .join(file);
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("readable"))
-        .expect("landmark json");
-    let marks = doc["landmarks"]
-        .as_object()
-        .expect("landmarks")
-        .iter()
-        .filter_map(|(name, v)| {
-            let p: Vec<f64> = v["ras"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_f64)
-                .collect();
-            Some((name.clone(), [p[0], p[1], p[2]]))
-        })
-        .collect();
-    (doc["volume"].as_str().expect("volume").to_string(), marks)
 }
 
 /// Native voxels (world positions) whose stored value differs between `a` and `b`, and how

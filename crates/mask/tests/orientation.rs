@@ -319,29 +319,6 @@ fn philips_oblique_reslicing_removes_the_same_world_region() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Hand-placed landmarks of a head (testdata/landmarks), world RAS mm.
-fn landmarks(file: &str) -> Vec<(String, [f64; 3])> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/landmarks")
-        .join(file);
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("landmark file"))
-            .expect("json");
-    doc["landmarks"]
-        .as_object()
-        .expect("landmarks")
-        .iter()
-        .filter_map(|(name, v)| {
-            let p: Vec<f64> = v["ras"]
-                .as_array()?
-                .iter()
-                .filter_map(|x| x.as_f64())
-                .collect();
-            Some((name.clone(), [p[0], p[1], p[2]]))
-        })
-        .collect()
-}
-
 /// A head CT tilted 20° about each world axis, with air beyond the original field of view: on
 /// every copy each hand-placed eye, nose tip and tragus (ears on) is removed, each brain
 /// landmark stays at least the margin from the removal, and the removal with bone agrees with
@@ -356,7 +333,7 @@ fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
     let with_bone = plan(&volume, &bone_opts)
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
         .face;
-    let marks = landmarks("invesalius_ct.json");
+    let (_, marks) = defacer_testkit::landmarks("invesalius_ct.json");
     let mut failures = Vec::new();
     for axis in 0..3 {
         let v = rotate(&volume, axis, 20.0);

@@ -49,3 +49,31 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&p).expect("cannot create scratch directory");
     p
 }
+
+/// The hand-placed landmark file `testdata/landmarks/<file>` of one head: its volume (relative to
+/// the data folder) and every landmark that is in view, as world RAS mm.
+pub fn landmarks(file: &str) -> (String, Vec<(String, [f64; 3])>) {
+    let path = workspace_root().join("testdata/landmarks").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("landmark file {}: {e}", path.display()));
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("landmark file {}: {e}", path.display()));
+    let bad = |what: &str| -> ! { panic!("landmark file {}: {what}", path.display()) };
+    let marks = doc["landmarks"]
+        .as_object()
+        .unwrap_or_else(|| bad("no landmarks"))
+        .iter()
+        // Landmarks outside the field of view have no position ("absent" says why).
+        .filter_map(|(name, v)| {
+            let p: Vec<f64> = v["ras"]
+                .as_array()?
+                .iter()
+                .filter_map(serde_json::Value::as_f64)
+                .collect();
+            let p: [f64; 3] = p.try_into().unwrap_or_else(|_| bad("ras is not 3 numbers"));
+            Some((name.clone(), p))
+        })
+        .collect();
+    let volume = doc["volume"].as_str().unwrap_or_else(|| bad("no volume"));
+    (volume.to_string(), marks)
+}
