@@ -341,7 +341,8 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         template.labels_at([p[0], p[1], p[2]])
     });
     let template_brain = labels.map(|l| l & label::BRAIN != 0);
-    let skull = SkullSurface::find(&img, modality, &head.mask, &template_brain);
+    let in_view = surface.air_in_view(&head.mask, &img.in_fov);
+    let skull = SkullSurface::find(&img, &in_view, modality, &head.mask, &template_brain);
     // Where CT shows the template's brain lying outside the cranium (a fit a few mm off puts
     // it in the orbits), that part is not brain.
     let template_brain = match &skull.exterior {
@@ -566,6 +567,27 @@ struct NativeMasks {
     intracranial: Option<Array3<bool>>,
 }
 
+/// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped.
+fn binomial(v: &Array3<f32>, [i, j, k]: [usize; 3]) -> f32 {
+    let (nx, ny, nz) = v.dim();
+    let taps = |at: usize, n: usize| {
+        [
+            (at.saturating_sub(1), 1.0f32),
+            (at, 2.0),
+            ((at + 1).min(n - 1), 1.0),
+        ]
+    };
+    let mut sum = 0.0f32;
+    for (kk, wk) in taps(k, nz) {
+        for (jj, wj) in taps(j, ny) {
+            for (ii, wi) in taps(i, nx) {
+                sum += wk * wj * wi * v[[ii, jj, kk]];
+            }
+        }
+    }
+    sum / 64.0
+}
+
 /// Maps the working-grid masks onto the native grid: each native voxel centre takes the value
 /// of its nearest working cell. One pass, parallel over native slices, each voxel computed
 /// independently (the result does not depend on the thread count).
@@ -618,7 +640,8 @@ fn to_native(
                     let near = grid.nearest(map.to_world([i as f64, j as f64, k as f64]));
                     let mut code = near.map_or(0, |c| cell[c]);
                     if let Some(v) = &phys {
-                        if code & HEAD != 0 && skull.is_native_bone(near, v[[i, j, k]]) {
+                        let smoothed = || binomial(v, [i, j, k]);
+                        if code & HEAD != 0 && skull.is_native_bone(near, v[[i, j, k]], smoothed) {
                             code |= BONE;
                             if keep_bone {
                                 code &= !(FACE | EARS);

@@ -68,6 +68,28 @@ impl SubjectSurface {
     }
 }
 
+impl SubjectSurface {
+    /// The cells of the field of view whose air is real air: `in_fov` less the non-head cells on
+    /// or beyond a planar cut, which are padding. Floods that start from the air (what the skull
+    /// encloses, what the outside reaches) would otherwise enter the head through its cut face.
+    pub fn air_in_view(&self, head: &Field<bool>, in_fov: &Field<bool>) -> Field<bool> {
+        if self.cuts.is_empty() {
+            return in_fov.clone();
+        }
+        let grid = self.grid;
+        Field::from_cells(in_fov.dims, |c| {
+            if !in_fov.data[c] || head.data[c] {
+                return in_fov.data[c];
+            }
+            let [i, j, k] = in_fov.coords(c);
+            let w = grid.world(i, j, k);
+            self.cuts
+                .iter()
+                .all(|cut| cut.height(w) <= -cut.tolerance_mm)
+        })
+    }
+}
+
 /// A plane where the head is cut by the edge of the original field of view.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlanarCut {

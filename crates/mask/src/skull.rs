@@ -58,6 +58,12 @@ const CT_EXTERIOR_MM: f64 = 30.0;
 const CT_SOFT_HU: std::ops::RangeInclusive<f32> = -200.0..=150.0;
 /// Gaps of the dark ring bridged before its inside is filled (mm).
 const RING_CLOSING_MM: f64 = 4.0;
+/// Wider gaps bridged, one width after the other, in the slices where the ring still leaks (see [`bridge_leaking_slices`]).
+const BRIDGE_MM: [f64; 2] = [8.0, 12.0];
+/// The template brain's interior: deeper than this (mm) inside it. A skull found must enclose
+/// at least [`HELD_SHARE`] of it.
+const DEEP_BRAIN_MM: f64 = 8.0;
+const HELD_SHARE: f64 = 0.9;
 
 #[derive(Debug, Clone)]
 pub struct SkullSurface {
@@ -79,16 +85,18 @@ pub struct SkullSurface {
 impl SkullSurface {
     /// `brain_hint` is the template's brain mapped to the subject: only skull-enclosed space near
     /// it is intracranial (sinuses and orbits are also rings of bone in axial slices).
+    /// `in_view`: the cells whose air is real air (see [`crate::registration::SubjectSurface::air_in_view`]).
     pub fn find(
         img: &WorkingImage,
+        in_view: &Field<bool>,
         modality: Modality,
         head: &Field<bool>,
         brain_hint: &Field<bool>,
     ) -> Self {
         if modality == Modality::Ct {
-            return Self::find_ct(img, head, brain_hint);
+            return Self::find_ct(img, in_view, head, brain_hint);
         }
-        match MriSkull::find(img, head, brain_hint) {
+        match MriSkull::find(img, in_view, head, brain_hint) {
             Ok(s) => SkullSurface {
                 modality,
                 bone: Some(s.bone),
@@ -108,12 +116,17 @@ impl SkullSurface {
         }
     }
 
-    fn find_ct(img: &WorkingImage, head: &Field<bool>, brain_hint: &Field<bool>) -> Self {
+    fn find_ct(
+        img: &WorkingImage,
+        in_view: &Field<bool>,
+        head: &Field<bool>,
+        brain_hint: &Field<bool>,
+    ) -> Self {
         let sp = img.grid.spacing;
         let bone = img.values.zip(head, |v, h| h && v > CT_BONE_HU_WORKING);
         // sutures, emissary foramina and partial volume leave gaps in the ring
         let ring = close(&bone, 4.0, sp);
-        let enclosed = enclosed_in_axial_slices(&ring, head, &img.in_fov);
+        let enclosed = enclosed_in_axial_slices(&ring, head, in_view);
         let near_brain = dilate(brain_hint, 20.0, sp);
         let soft = img.values.map(|v| (-100.0..=150.0).contains(&v));
         let mut inside = enclosed.zip(&ring, |e, r| e && !r);
@@ -121,7 +134,7 @@ impl SkullSurface {
             .zip(&near_brain, |a, b| a && b)
             .zip(&soft, |a, b| a && b);
         let intracranial = largest_component(&inside);
-        let air = head.zip(&img.in_fov, |h, seen| !h && seen);
+        let air = head.zip(in_view, |h, seen| !h && seen);
         let path = Field::from_cells(head.dims, |c| {
             head.data[c]
                 && !ring.data[c]
@@ -141,12 +154,19 @@ impl SkullSurface {
 
     /// Whether a native voxel of physical `value`, whose nearest working cell is `cell`, is bone
     /// (kept unless bone removal is asked for).
-    pub fn is_native_bone(&self, cell: Option<usize>, value: f32) -> bool {
+    /// MRI judges `smoothed`, the voxel averaged with its neighbours: noise in a 2–3 voxel band
+    /// would otherwise decide bone voxel by voxel, differently on every resampling of the scan.
+    pub fn is_native_bone(
+        &self,
+        cell: Option<usize>,
+        value: f32,
+        smoothed: impl FnOnce() -> f32,
+    ) -> bool {
         if self.modality == Modality::Ct {
             return value as f64 > CT_BONE_HU;
         }
         match (&self.mri_band, cell) {
-            (Some((level, near)), Some(c)) => near.data[c] && value < MRI_DARK * level.data[c],
+            (Some((level, near)), Some(c)) => near.data[c] && smoothed() < MRI_DARK * level.data[c],
             _ => false,
         }
     }
@@ -168,11 +188,12 @@ struct MriSkull {
 impl MriSkull {
     fn find(
         img: &WorkingImage,
+        in_view: &Field<bool>,
         head: &Field<bool>,
         brain_hint: &Field<bool>,
     ) -> Result<Self, String> {
         let sp = img.grid.spacing;
-        let head = head.zip(&img.in_fov, |h, ok| h && ok);
+        let head = head.zip(in_view, |h, ok| h && ok);
         let level = tissue_level(&img.values, &head, sp);
         let depth = distance_sq_within(&head.map(|h| !h), sp, MIN_DEPTH_MM);
         let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
@@ -190,12 +211,11 @@ impl MriSkull {
             distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
         let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
         // single-cell gaps: foramina, partial volume with marrow or vessels
-        let ring = close(
-            &dark.zip(&near_brain, |d, n| d && n),
-            RING_CLOSING_MM.max(sp),
-            sp,
-        );
-        let enclosed = enclosed_in_axial_slices(&ring, &head, &img.in_fov);
+        let band = dark.zip(&near_brain, |d, n| d && n);
+        let ring = close(&band, RING_CLOSING_MM.max(sp), sp);
+        let enclosed = enclosed_in_axial_slices(&ring, &head, in_view);
+        let (ring, enclosed) =
+            bridge_leaking_slices(ring, enclosed, &band, &head, in_view, brain_hint, sp);
         let close_to_brain =
             to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
         let inside = enclosed
@@ -223,7 +243,7 @@ impl MriSkull {
         let bone = Field::from_cells(head.dims, |c| {
             dark.data[c] && !thick.data[c] && !intracranial.data[c]
         });
-        check_plausible(img, &head, brain_hint, &intracranial, &bone)?;
+        check_plausible(img, in_view, &head, brain_hint, &intracranial, &bone)?;
         let near_bone = dilate(&bone, sp, sp);
         Ok(MriSkull {
             bone,
@@ -234,17 +254,61 @@ impl MriSkull {
     }
 }
 
+/// Slices whose ring leaks: the flood from the outside reached most of the template brain's
+/// interior in them. A vein crossing the band (the confluence of the sinuses at the occiput, an
+/// emissary vein) or a band blurred by resampling leaves a gap wider than [`RING_CLOSING_MM`],
+/// and one gap opens the whole slice. Those slices, and only those, take the ring closed with
+/// wider bridges, when that one holds the brain.
+fn bridge_leaking_slices(
+    ring: Field<bool>,
+    enclosed: Field<bool>,
+    band: &Field<bool>,
+    head: &Field<bool>,
+    in_view: &Field<bool>,
+    brain_hint: &Field<bool>,
+    sp: f64,
+) -> (Field<bool>, Field<bool>) {
+    let deep = erode(&brain_hint.zip(in_view, |b, v| b && v), DEEP_BRAIN_MM, sp);
+    let [nx, ny, nz] = ring.dims;
+    let plane = nx * ny;
+    let leaking = |enclosed: &Field<bool>, k: usize| {
+        let cells = k * plane..(k + 1) * plane;
+        let n = cells.clone().filter(|&c| deep.data[c]).count();
+        let held = cells.filter(|&c| deep.data[c] && enclosed.data[c]).count();
+        n > 0 && (held as f64) < HELD_SHARE * n as f64
+    };
+    let (mut ring, mut enclosed) = (ring, enclosed);
+    for bridge in BRIDGE_MM {
+        let leaks: Vec<usize> = (0..nz).filter(|&k| leaking(&enclosed, k)).collect();
+        if leaks.is_empty() {
+            break;
+        }
+        let wide = close(band, bridge.max(2.0 * sp), sp);
+        let wide_enclosed = enclosed_in_axial_slices(&wide, head, in_view);
+        for k in leaks {
+            if leaking(&wide_enclosed, k) {
+                continue;
+            }
+            let cells = k * plane..(k + 1) * plane;
+            ring.data[cells.clone()].copy_from_slice(&wide.data[cells.clone()]);
+            enclosed.data[cells.clone()].copy_from_slice(&wide_enclosed.data[cells]);
+        }
+    }
+    (ring, enclosed)
+}
+
 /// Refuses a skull that is not where one must be: the enclosed space must hold the template's
 /// brain and not much more, and bone must cover the brain's upper surface.
 fn check_plausible(
     img: &WorkingImage,
+    in_view: &Field<bool>,
     head: &Field<bool>,
     brain_hint: &Field<bool>,
     intracranial: &Field<bool>,
     bone: &Field<bool>,
 ) -> Result<(), String> {
     let sp = img.grid.spacing;
-    let brain_in_view = brain_hint.zip(&img.in_fov, |b, ok| b && ok);
+    let brain_in_view = brain_hint.zip(in_view, |b, ok| b && ok);
     let brain_n = brain_in_view.count();
     if brain_n == 0 {
         return Err("the template brain is outside the field of view".into());
@@ -259,10 +323,10 @@ fn check_plausible(
             ratio * 100.0
         ));
     }
-    let deep = crate::distance::erode(&brain_in_view, 8.0, sp);
+    let deep = crate::distance::erode(&brain_in_view, DEEP_BRAIN_MM, sp);
     let deep_n = deep.count();
     let held = deep.zip(intracranial, |d, i| d && i).count();
-    if deep_n > 0 && (held as f64) < 0.9 * deep_n as f64 {
+    if deep_n > 0 && (held as f64) < HELD_SHARE * deep_n as f64 {
         return Err(format!(
             "the space enclosed by the dark band holds {:.0}% of the template brain's interior",
             100.0 * held as f64 / deep_n as f64

@@ -242,12 +242,11 @@ fn permutations_and_flips(r: &Reference) -> Vec<String> {
     failures
 }
 
-/// Obliques are compared with facial bone included. In the default soft-tissue mode the MRI
-/// bone that stays is decided voxel by voxel from intensities, and the trilinear resampling of
-/// a rotated copy blurs the 2–3 voxel dark band, so that part cannot agree voxel for voxel
-/// (ch2: Dice 0.958–0.973 with bone kept, printed below); the world region the fit places —
-/// what reslicing must not change — is the removal with the bone in it. The default mode's brain
-/// guarantees are still asserted on every copy.
+/// Obliques: the default removal (soft tissue, MRI bone kept) and the removal with facial bone
+/// each agree with the original's, and the brain stays untouched in both. The bone kept in the
+/// default mode is decided at native resolution, where the copy's trilinear resampling has
+/// blurred the 2–3 voxel dark band; so that mode agrees a little less (ch2 0.971–0.977, Philips
+/// 0.974–0.977) than the region the fit places (≥ 0.977).
 fn obliques(r: &Reference) -> Vec<String> {
     let mut failures = Vec::new();
     for axis in 0..3 {
@@ -255,30 +254,13 @@ fn obliques(r: &Reference) -> Vec<String> {
         let what = format!("20° about world axis {axis}");
         let m = plan(&v, &DefaceOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         let back = bring_back(&m.face, &v.affine, &r.volume);
-        let soft_tissue_dice = dice(&r.face, &back);
-        eprintln!(
-            "{} {what}: soft-tissue-only Dice {soft_tissue_dice:.4}",
-            r.name
-        );
-        let in_brain = overlap(&back, &r.brain);
-        let margin = DefaceOptions::default().margin_mm;
-        if in_brain > 0
-            || m.report
-                .min_distance_to_brain_mm
-                .is_none_or(|x| x < margin - 1e-9)
-        {
-            failures.push(format!(
-                "{} {what} (soft tissue only): {in_brain} brain voxels removed, removal {:?} mm \
-                 from its brain",
-                r.name, m.report.min_distance_to_brain_mm
-            ));
-        }
+        failures.extend(r.check(&what, &back, m.report.min_distance_to_brain_mm));
         let m =
             plan(&v, &DefaceOptions::default().remove_bone(true)).unwrap_or_else(|e| panic!("{e}"));
         let back = bring_back(&m.face, &v.affine, &r.volume);
         failures.extend(r.check_against(
             &r.face_with_bone,
-            &what,
+            &format!("{what} with bone"),
             &back,
             m.report.min_distance_to_brain_mm,
         ));
@@ -321,16 +303,19 @@ fn philips_oblique_reslicing_removes_the_same_world_region() {
 
 /// A head CT tilted 20° about each world axis, with air beyond the original field of view: on
 /// every copy each hand-placed eye, nose tip and tragus (ears on) is removed, each brain
-/// landmark stays at least the margin from the removal, and the removal with bone agrees with
-/// the original's.
+/// landmark stays at least the margin from the removal, and the removal agrees with the
+/// original's, with facial bone and without.
 #[test]
 fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
     let rel = "ct/invesalius_ct.nii.gz";
     let volume = load_one(rel);
     let opts = DefaceOptions::default().ears(true);
-    // Agreement is measured on the face with its bone, as for the MRI obliques (ears apart).
+    // Agreement is measured without the ears, in both bone modes.
     let bone_opts = DefaceOptions::default().remove_bone(true);
     let with_bone = plan(&volume, &bone_opts)
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .face;
+    let soft_tissue = plan(&volume, &DefaceOptions::default())
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
         .face;
     let (_, marks) = defacer_testkit::landmarks("invesalius_ct.json");
@@ -365,12 +350,17 @@ fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
                 }
             }
         }
-        let m = plan(&v, &bone_opts).unwrap_or_else(|e| panic!("{e}"));
-        let back = bring_back(&m.face, &v.affine, &volume);
-        let d = dice(&with_bone, &back);
-        eprintln!("{what}: Dice with bone {d:.4}");
-        if d < 0.97 {
-            failures.push(format!("{what}: Dice with bone {d:.4}"));
+        for (how, opts, reference) in [
+            ("with bone", &bone_opts, &with_bone),
+            ("soft tissue only", &DefaceOptions::default(), &soft_tissue),
+        ] {
+            let m = plan(&v, opts).unwrap_or_else(|e| panic!("{e}"));
+            let back = bring_back(&m.face, &v.affine, &volume);
+            let d = dice(reference, &back);
+            eprintln!("{what}: Dice {how} {d:.4}");
+            if d < 0.97 {
+                failures.push(format!("{what}: Dice {how} {d:.4}"));
+            }
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
