@@ -2,13 +2,17 @@
 //! real head (testdata/landmarks): a direct view of the fit's error, in mm.
 //!
 //! `DEFACER_DATA=... cargo run --release -p defacer-mask --example fit_landmarks`
+//! (`DEFACER_LANDMARKS=dir` reads the landmark files from another folder)
 
 use defacer_mask::{plan, template::Template, DefaceOptions};
 use nalgebra::{Matrix4, Vector4};
 use serde_json::Value;
 
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/landmarks");
+    let dir = std::env::var("DEFACER_LANDMARKS").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/landmarks"),
+        std::path::PathBuf::from,
+    );
     let data = std::env::var("DEFACER_DATA").unwrap_or_else(|_| "testdata/real".into());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())

@@ -268,6 +268,76 @@ impl ViewedDistance {
         }
     }
 
+    /// The skin distance at grid coordinates `at`, read in one pass over the eight cells around
+    /// it (the nearest of which says whether the point is in view).
+    #[inline]
+    fn sample(&self, at: [f64; 3]) -> Sample {
+        let dims = self.grid.dims;
+        let mut base = [0usize; 3];
+        let mut frac = [0f64; 3];
+        let mut step = [1usize, dims[0], dims[0] * dims[1]];
+        for a in 0..3 {
+            let n = dims[a];
+            if !(at[a] >= 0.0 && at[a] <= (n - 1) as f64) {
+                // within half a cell of the grid's edge, or beyond it
+                return if self.seen(at) {
+                    Sample::Edge
+                } else {
+                    Sample::Unseen
+                };
+            }
+            // non-negative, so the cast is the floor
+            let f = (at[a] as usize).min(n.saturating_sub(2));
+            base[a] = f;
+            frac[a] = at[a] - f as f64;
+            if f + 1 >= n {
+                step[a] = 0;
+            }
+        }
+        let o = base[0] + dims[0] * (base[1] + dims[1] * base[2]);
+        let [sx, sy, sz] = step;
+        let nearest = o
+            + if frac[0] >= 0.5 { sx } else { 0 }
+            + if frac[1] >= 0.5 { sy } else { 0 }
+            + if frac[2] >= 0.5 { sz } else { 0 };
+        if self.data[nearest].is_sign_negative() {
+            return Sample::Unseen;
+        }
+        let v = |k: usize| self.data[k].abs() as f64;
+        let [fx, fy, fz] = frac;
+        let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
+        let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
+        let c01 = v(o + sz) * (1.0 - fx) + v(o + sz + sx) * fx;
+        let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
+        let c0 = c00 * (1.0 - fy) + c10 * fy;
+        let c1 = c01 * (1.0 - fy) + c11 * fy;
+        Sample::Distance((c0 * (1.0 - fz) + c1 * fz) as f32)
+    }
+
+    /// World → continuous grid coordinates, as a matrix to fold into a transform.
+    fn grid_from_world(&self) -> Matrix4<f64> {
+        let s = 1.0 / self.grid.spacing;
+        let o = self.grid.origin;
+        Matrix4::new(
+            s,
+            0.0,
+            0.0,
+            -o[0] * s, //
+            0.0,
+            s,
+            0.0,
+            -o[1] * s, //
+            0.0,
+            0.0,
+            s,
+            -o[2] * s, //
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+        )
+    }
+
     /// Whether the cell nearest to grid coordinates `at` is inside the grid and in view.
     #[inline]
     fn seen(&self, at: [f64; 3]) -> bool {
@@ -281,6 +351,14 @@ impl ViewedDistance {
     fn distance(&self, at: [f64; 3]) -> Option<f32> {
         trilinear_with(self.grid.dims, at, |k| self.data[k].abs() as f64).map(|d| d as f32)
     }
+}
+
+/// What the fit reads at a point: out of view, in view but within half a cell of the grid's
+/// edge (no trilinear value), or the distance to the skin.
+enum Sample {
+    Unseen,
+    Edge,
+    Distance(f32),
 }
 
 struct Problem<'a> {
@@ -322,19 +400,16 @@ impl Problem<'_> {
     /// at `cap/√2`: less than a miss, so cropped scans still fit, but enough that pushing the
     /// template out of view does not pay.
     fn cost(&self, p: &[f64; 9]) -> f64 {
-        let m = matrix(p, self.centre);
+        let m = self.surface.grid_from_world() * matrix(p, self.centre);
         let cap2 = self.cap_mm * self.cap_mm;
-        let g = &self.surface.grid;
         let mut sum = 0.0;
         for x in &self.points {
-            let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
-            let at = g.to_grid([w[0], w[1], w[2]]);
-            if !self.surface.seen(at) {
-                sum += 0.5 * cap2;
-                continue;
-            }
-            let d = self.surface.distance(at).unwrap_or(self.cap_mm as f32) as f64;
-            sum += (d * d).min(cap2);
+            let at = m * Vector4::new(x[0], x[1], x[2], 1.0);
+            sum += match self.surface.sample([at[0], at[1], at[2]]) {
+                Sample::Unseen => 0.5 * cap2,
+                Sample::Edge => cap2,
+                Sample::Distance(d) => (d as f64 * d as f64).min(cap2),
+            };
         }
         sum / self.points.len().max(1) as f64 + prior(p)
     }
@@ -363,6 +438,10 @@ impl Problem<'_> {
     }
 }
 
+/// Levenberg–Marquardt stops when a step gains less than this share of the cost: beyond it the
+/// steps creep along the trilinear field's kinks by hundredths of a millimetre.
+const LM_TOLERANCE: f64 = 1e-4;
+
 /// Levenberg–Marquardt on the truncated least-squares skin distance: each template point in
 /// view and within `cap_mm` of the skin pulls along the distance field's gradient. Near the
 /// optimum this converges in a few iterations to the bottom of the cost, where a simplex
@@ -375,19 +454,20 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     let cap2 = cap * cap;
     let h = 0.5 * g.spacing;
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
-    let distance = |w: [f64; 3]| -> Option<f64> {
-        let at = g.to_grid(w);
-        if !problem.surface.seen(at) {
-            return None;
+    let to_grid = problem.surface.grid_from_world();
+    // the distance at a point, in grid coordinates, when in view
+    let distance = |at: [f64; 3]| -> Option<f64> {
+        match problem.surface.sample(at) {
+            Sample::Distance(d) => Some(d as f64),
+            Sample::Unseen | Sample::Edge => None,
         }
-        problem.surface.distance(at).map(|d| d as f64)
     };
     let apply = |m: &Matrix4<f64>, x: &[f64; 3]| {
         let w = m * Vector4::new(x[0], x[1], x[2], 1.0);
         [w[0], w[1], w[2]]
     };
     for _ in 0..rounds {
-        let m = matrix(&p, problem.centre);
+        let m = to_grid * matrix(&p, problem.centre);
         let active: Vec<[f64; 3]> = problem
             .points
             .iter()
@@ -398,7 +478,7 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
             break;
         }
         let cost = |q: &[f64; 9]| {
-            let m = matrix(q, problem.centre);
+            let m = to_grid * matrix(q, problem.centre);
             let sum: f64 = active
                 .iter()
                 .map(|x| distance(apply(&m, x)).map_or(cap2, |d| (d * d).min(cap2)))
@@ -408,27 +488,29 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
         let mut current = cost(&p);
         let mut lambda = 1e-3;
         for _ in 0..15 {
-            let m = matrix(&p, problem.centre);
+            let world = matrix(&p, problem.centre);
+            let m = to_grid * world;
             let dm: [Matrix4<f64>; 9] = std::array::from_fn(|k| {
                 let mut q = p;
                 q[k] += eps[k];
-                (matrix(&q, problem.centre) - m) / eps[k]
+                (matrix(&q, problem.centre) - world) / eps[k]
             });
             let mut jtj = nalgebra::SMatrix::<f64, 9, 9>::zeros();
             let mut jtr = nalgebra::SVector::<f64, 9>::zeros();
             for x in &active {
-                let w = apply(&m, x);
-                let Some(d) = distance(w).filter(|&d| d <= cap) else {
+                let at = apply(&m, x);
+                let Some(d) = distance(at).filter(|&d| d <= cap) else {
                     continue;
                 };
+                // the gradient (per mm of world) from half a cell either side
                 let mut grad = [0f64; 3];
                 for (a, gr) in grad.iter_mut().enumerate() {
-                    let mut up = w;
-                    up[a] += h;
-                    let mut down = w;
-                    down[a] -= h;
-                    let u = problem.surface.distance(g.to_grid(up));
-                    let v = problem.surface.distance(g.to_grid(down));
+                    let mut up = at;
+                    up[a] += h / g.spacing;
+                    let mut down = at;
+                    down[a] -= h / g.spacing;
+                    let u = problem.surface.distance(up);
+                    let v = problem.surface.distance(down);
                     if let (Some(u), Some(v)) = (u, v) {
                         *gr = (u - v) as f64 / (2.0 * h);
                     }
@@ -454,7 +536,7 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
                 let q: [f64; 9] = std::array::from_fn(|k| p[k] - step[k]);
                 let c = cost(&q);
                 if c < current {
-                    improved = current - c > 1e-6 * (1.0 + c);
+                    improved = current - c > LM_TOLERANCE * (1.0 + c);
                     p = q;
                     current = c;
                     lambda = (lambda / 3.0).max(1e-7);
@@ -630,7 +712,9 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     // The two best basins are refined by a simplex on a denser subsample (a restart lets a
     // collapsed simplex open up again), then by Levenberg–Marquardt on every other point (13k:
     // as precise as all of them, at half the cost) with a tighter cap, which reaches the
-    // bottom of the cost where the simplex stalls.
+    // bottom of the cost where the simplex stalls. The simplex is not shortened: with 300
+    // evaluations instead of 800 the template's landmarks moved by at most 1 mm, but the
+    // removals of ch2 and its 20° oblique copies agreed less (Dice 0.971 → 0.968).
     let fine = Problem {
         surface: &viewed,
         points: all.iter().step_by(7).copied().collect(),
