@@ -3,7 +3,8 @@
 //! is within the safety margin of it.
 
 use defacer_mask::{plan, DefaceOptions};
-use defacer_volume::load;
+use defacer_volume::{load, Affine, Modality, Scaling, Volume, Voxels};
+use ndarray::{s, Array4, Axis, ShapeBuilder};
 use serde_json::Value;
 
 const FACIAL: [&str; 5] = ["nose_tip", "eye_left", "eye_right", "upper_lip", "chin"];
@@ -23,7 +24,6 @@ fn facial_landmarks_are_removed_and_brain_landmarks_are_spared() {
         "landmark files missing in {}",
         dir.display()
     );
-    let opts = DefaceOptions::default().ears(true);
     let mut failures = Vec::new();
     for f in &files {
         let doc: Value =
@@ -31,51 +31,128 @@ fn facial_landmarks_are_removed_and_brain_landmarks_are_spared() {
         let rel = doc["volume"].as_str().expect("volume path");
         // Every head must load, the tilted CT with uneven slice spacing included.
         let vols = load(&[defacer_testkit::real(rel)]).unwrap_or_else(|e| panic!("{e}"));
-        let vol = &vols[0];
-        let m = plan(vol, &opts).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let removal = m.removal();
-        // Through the slice positions, not the affine alone: the tilted CT's slices are uneven.
-        let map = vol.voxel_map().expect("invertible");
-        let dims = removal.shape().to_vec();
-        // world positions of every removed voxel, for distances
-        let removed: Vec<[f64; 3]> = removal
-            .indexed_iter()
-            .filter(|(_, &r)| r)
-            .map(|((i, j, k), _)| map.to_world([i as f64, j as f64, k as f64]))
-            .collect();
-        let marks = doc["landmarks"].as_object().expect("landmarks");
-        for (name, v) in marks {
-            let Some(ras) = v["ras"].as_array() else {
-                continue;
-            };
-            let p: Vec<f64> = ras.iter().filter_map(|x| x.as_f64()).collect();
-            let p = [p[0], p[1], p[2]];
-            if FACIAL.contains(&name.as_str()) || EARS.contains(&name.as_str()) {
-                let ijk = map.to_voxel(p).map(|x| x.round());
-                let inside = (0..3).all(|a| ijk[a] >= 0.0 && (ijk[a] as usize) < dims[a]);
-                let hit = inside && removal[[ijk[0] as usize, ijk[1] as usize, ijk[2] as usize]];
-                eprintln!("{rel}: {name} {p:?} removed: {hit}");
-                if !hit {
-                    failures.push(format!(
-                        "{rel}: facial landmark {name} {p:?} is not removed"
-                    ));
-                }
-            } else {
-                let d = removed
-                    .iter()
-                    .map(|q| {
-                        ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2))
-                            .sqrt()
-                    })
-                    .fold(f64::INFINITY, f64::min);
-                eprintln!("{rel}: brain landmark {name} is {d:.1} mm from the removal");
-                if d < opts.margin_mm {
-                    failures.push(format!(
-                        "{rel}: brain landmark {name} is {d:.1} mm from the removal"
-                    ));
-                }
+        failures.extend(check(rel, &vols[0], &doc));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Plans `vol` (ears on) and checks every landmark of `doc` in view against the removal.
+fn check(rel: &str, vol: &Volume, doc: &Value) -> Vec<String> {
+    let opts = DefaceOptions::default().ears(true);
+    let mut failures = Vec::new();
+    let m = plan(vol, &opts).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let removal = m.removal();
+    // Through the slice positions, not the affine alone: the tilted CT's slices are uneven.
+    let map = vol.voxel_map().expect("invertible");
+    let dims = removal.shape().to_vec();
+    // world positions of every removed voxel, for distances
+    let removed: Vec<[f64; 3]> = removal
+        .indexed_iter()
+        .filter(|(_, &r)| r)
+        .map(|((i, j, k), _)| map.to_world([i as f64, j as f64, k as f64]))
+        .collect();
+    let marks = doc["landmarks"].as_object().expect("landmarks");
+    for (name, v) in marks {
+        let Some(ras) = v["ras"].as_array() else {
+            continue;
+        };
+        let p: Vec<f64> = ras.iter().filter_map(|x| x.as_f64()).collect();
+        let p = [p[0], p[1], p[2]];
+        if FACIAL.contains(&name.as_str()) || EARS.contains(&name.as_str()) {
+            let ijk = map.to_voxel(p).map(|x| x.round());
+            let inside = (0..3).all(|a| ijk[a] >= 0.0 && (ijk[a] as usize) < dims[a]);
+            let hit = inside && removal[[ijk[0] as usize, ijk[1] as usize, ijk[2] as usize]];
+            eprintln!("{rel}: {name} {p:?} removed: {hit}");
+            if !hit {
+                failures.push(format!(
+                    "{rel}: facial landmark {name} {p:?} is not removed"
+                ));
+            }
+        } else {
+            let d = removed
+                .iter()
+                .map(|q| {
+                    ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2)).sqrt()
+                })
+                .fold(f64::INFINITY, f64::min);
+            eprintln!("{rel}: brain landmark {name} is {d:.1} mm from the removal");
+            if d < opts.margin_mm {
+                failures.push(format!(
+                    "{rel}: brain landmark {name} is {d:.1} mm from the removal"
+                ));
             }
         }
     }
+    failures
+}
+
+/// Fields of view that stop short of the vertex: the same heads with the top 35 and 50 mm cut
+/// away (the slices above a plane through the head, as a short axial scan ends), against the
+/// same landmarks. The template must still land on the face with half the cranium missing.
+#[test]
+fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
+    let mut failures = Vec::new();
+    for (rel, marks) in [
+        ("mri/ch2.nii.gz", "ch2.json"),
+        ("ct/invesalius_ct.nii.gz", "invesalius_ct.json"),
+    ] {
+        let vol = load(&[defacer_testkit::real(rel)])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../testdata/landmarks")
+                    .join(marks),
+            )
+            .expect("readable"),
+        )
+        .expect("json");
+        for cut_mm in [35.0, 50.0] {
+            let cropped = below_vertex(&vol, cut_mm);
+            let what = format!("{rel} without its top {cut_mm} mm");
+            failures.extend(check(&what, &cropped, &doc));
+        }
+    }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The slices of `vol` lying at least `cut_mm` below the top of the head (the highest slice
+/// with tissue). Slices must run along world z, as in the heads used here.
+fn below_vertex(vol: &Volume, cut_mm: f64) -> Volume {
+    let a = vol.affine.0;
+    assert!(
+        a[(2, 2)].abs() > 0.9 * (a[(0, 2)].powi(2) + a[(1, 2)].powi(2) + a[(2, 2)].powi(2)).sqrt(),
+        "slices do not run along z"
+    );
+    let data = vol.frame_physical(0);
+    let max = data.iter().copied().fold(f32::MIN, f32::max);
+    let tissue = if vol.modality == Modality::Ct {
+        -300.0
+    } else {
+        0.1 * max
+    };
+    let z = |k: usize| vol.affine.voxel_to_world([0.0, 0.0, k as f64])[2];
+    let nz = data.dim().2;
+    let top = (0..nz)
+        .filter(|&k| data.index_axis(Axis(2), k).iter().any(|&v| v > tissue))
+        .map(z)
+        .fold(f64::MIN, f64::max);
+    let keep: Vec<usize> = (0..nz).filter(|&k| z(k) <= top - cut_mm).collect();
+    let (k0, k1) = (keep[0], keep[keep.len() - 1]);
+    let part = data.slice(s![.., .., k0..=k1]).to_owned();
+    let (nx, ny, nk) = part.dim();
+    let mut voxels = Array4::zeros((nx, ny, nk, 1).f());
+    voxels.index_axis_mut(Axis(3), 0).assign(&part);
+    let mut m = a;
+    let origin = vol.affine.voxel_to_world([0.0, 0.0, k0 as f64]);
+    for r in 0..3 {
+        m[(r, 3)] = origin[r];
+    }
+    Volume::synthetic(
+        Voxels::F32(voxels),
+        Affine(m),
+        Scaling::IDENTITY,
+        vol.modality,
+    )
 }
