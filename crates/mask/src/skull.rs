@@ -58,8 +58,10 @@ const CT_EXTERIOR_MM: f64 = 30.0;
 const CT_SOFT_HU: std::ops::RangeInclusive<f32> = -200.0..=150.0;
 /// Gaps of the dark ring bridged before its inside is filled (mm).
 const RING_CLOSING_MM: f64 = 4.0;
-/// Wider gaps bridged, one width after the other, in the slices where the ring still leaks (see [`bridge_leaking_slices`]).
-const BRIDGE_MM: [f64; 2] = [8.0, 12.0];
+/// Wider gaps bridged, one width after the other, in the slices where the ring still leaks
+/// (see [`bridge_leaking_slices`]). Thick sagittal slices (4.8 mm) average the band at the
+/// sides of the head with the scalp over a few cm; 16 mm bridges those gaps.
+const BRIDGE_MM: [f64; 3] = [8.0, 12.0, 16.0];
 /// The template brain's interior: deeper than this (mm) inside it. A skull found must enclose
 /// at least [`HELD_SHARE`] of it.
 const DEEP_BRAIN_MM: f64 = 8.0;
@@ -257,8 +259,10 @@ impl MriSkull {
 /// Slices whose ring leaks: the flood from the outside reached most of the template brain's
 /// interior in them. A vein crossing the band (the confluence of the sinuses at the occiput, an
 /// emissary vein) or a band blurred by resampling leaves a gap wider than [`RING_CLOSING_MM`],
-/// and one gap opens the whole slice. Those slices, and only those, take the ring closed with
-/// wider bridges, when that one holds the brain.
+/// and one gap opens the whole slice; so do thick slices, which average the band with the
+/// scalp where it runs across them. Those slices, and only those, take the ring closed with
+/// wider bridges, when that one holds the brain. The skull found is still refused unless it
+/// passes every test of [`check_plausible`].
 fn bridge_leaking_slices(
     ring: Field<bool>,
     enclosed: Field<bool>,
