@@ -87,7 +87,8 @@ pub struct SkullSurface {
 impl SkullSurface {
     /// `brain_hint` is the template's brain mapped to the subject: only skull-enclosed space near
     /// it is intracranial (sinuses and orbits are also rings of bone in axial slices).
-    /// `in_view`: the cells whose air is real air (see [`crate::registration::SubjectSurface::air_in_view`]).
+    /// `in_view`: the cells whose air is real air
+    /// (see [`crate::registration::SubjectSurface::air_in_view`]).
     pub fn find(
         img: &WorkingImage,
         in_view: &Field<bool>,
