@@ -7,9 +7,10 @@ use rayon::prelude::*;
 
 const FAR: f32 = 1e20;
 
-/// Beyond this many cells the lower envelope of [`distance_sq`] costs less than the rows within
-/// reach of [`distance_sq_within`].
-const MAX_REACH: usize = 6;
+/// Beyond this many cells the lower envelope of [`distance_sq`] may cost less than the rows
+/// within reach of [`distance_sq_within`]. Measured on a 99×133×135 working grid: the exact
+/// transform 30 ms, rows within 8 cells 8 ms, 13 cells 10 ms, 21 cells 13 ms.
+const MAX_REACH: usize = 24;
 
 /// Squared distance (mm²) from every cell to the nearest `true` cell of `features`
 /// (`FAR` when there is none). Exact (Felzenszwalb–Huttenlocher, separable), `spacing` mm per cell.

@@ -134,12 +134,14 @@ impl WorkingGrid {
     pub fn nearest_to_grid(&self, g: [f64; 3]) -> Option<usize> {
         let mut ijk = [0usize; 3];
         for a in 0..3 {
-            // round half up by a cast, which truncates (a library call saved per point)
+            // round half up by a cast, which truncates (a library call saved per point); the
+            // casts go through i64 and i32, one instruction each where unsigned ones take
+            // several (this runs for every native voxel), and the range checked fits them
             let r = g[a] + 0.5;
-            if !(r >= 0.0 && r < self.dims[a] as f64) {
+            if !(r >= 0.0 && r < self.dims[a] as i64 as f64) {
                 return None;
             }
-            ijk[a] = r as usize;
+            ijk[a] = r as i32 as usize;
         }
         Some(ijk[0] + self.dims[0] * (ijk[1] + self.dims[1] * ijk[2]))
     }

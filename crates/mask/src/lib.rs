@@ -407,7 +407,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     let t = Instant::now();
     let keep_bone = skull.found() && !remove_bone;
     let native = to_native(
-        vol, map, img, labels, &head.mask, region, brain, skull, opts.ears, keep_bone,
+        vol, img, labels, &head.mask, region, brain, skull, opts.ears, keep_bone,
     );
     timings.native = ms(t);
 
@@ -567,9 +567,9 @@ struct NativeMasks {
     intracranial: Option<Array3<bool>>,
 }
 
-/// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped.
-fn binomial(v: &Array3<f32>, [i, j, k]: [usize; 3]) -> f32 {
-    let (nx, ny, nz) = v.dim();
+/// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped;
+/// `v` holds the voxels x fastest.
+fn binomial(v: &[f32], [nx, ny, nz]: [usize; 3], [i, j, k]: [usize; 3]) -> f32 {
     let taps = |at: usize, n: usize| {
         [
             (at.saturating_sub(1), 1.0f32),
@@ -580,21 +580,57 @@ fn binomial(v: &Array3<f32>, [i, j, k]: [usize; 3]) -> f32 {
     let mut sum = 0.0f32;
     for (kk, wk) in taps(k, nz) {
         for (jj, wj) in taps(j, ny) {
+            let row = &v[nx * (jj + ny * kk)..][..nx];
             for (ii, wi) in taps(i, nx) {
-                sum += wk * wj * wi * v[[ii, jj, kk]];
+                sum += wk * wj * wi * row[ii];
             }
         }
     }
     sum / 64.0
 }
 
+/// World positions of the native voxels of one row (`j`, `k`), computed as
+/// [`VoxelMap::to_world`] computes them, to the bit: the affine's columns times the index,
+/// summed in column order (which is how nalgebra multiplies), slice `k` through the volume's
+/// slice positions. The products that do not change along the row are taken once per row, so
+/// every voxel lands on the same nearest working cell as through `to_world`, exact ties
+/// included, at a fraction of the cost.
+struct NativeRows<'a> {
+    affine: [[f64; 4]; 3],
+    slices: Option<&'a defacer_volume::SlicePositions>,
+}
+
+impl<'a> NativeRows<'a> {
+    fn new(vol: &'a Volume) -> Self {
+        let m = &vol.affine.0;
+        NativeRows {
+            affine: std::array::from_fn(|r| std::array::from_fn(|c| m[(r, c)])),
+            slices: vol.slice_positions.as_ref(),
+        }
+    }
+
+    /// Calls `f(i, world)` for voxels `0..nx` of row (`j`, `k`).
+    #[inline]
+    fn for_row(&self, nx: usize, j: usize, k: usize, mut f: impl FnMut(usize, [f64; 3])) {
+        let k = k as f64;
+        let kn = self.slices.map_or(k, |s| s.nominal(k));
+        let a = &self.affine;
+        let pj = [0, 1, 2].map(|r| a[r][1] * j as f64);
+        let pk = [0, 1, 2].map(|r| a[r][2] * kn);
+        for i in 0..nx {
+            let x = i as f64;
+            f(i, [0, 1, 2].map(|r| a[r][0] * x + pj[r] + pk[r] + a[r][3]));
+        }
+    }
+}
+
 /// Maps the working-grid masks onto the native grid: each native voxel centre takes the value
 /// of its nearest working cell. One pass, parallel over native slices, each voxel computed
-/// independently (the result does not depend on the thread count).
+/// independently (the result does not depend on the thread count); every mask is written in
+/// that pass.
 #[allow(clippy::too_many_arguments)]
 fn to_native(
     vol: &Volume,
-    map: &VoxelMap,
     img: &WorkingImage,
     labels: &Field<u8>,
     head: &Field<bool>,
@@ -628,42 +664,130 @@ fn to_native(
         })
         .collect();
     // Bone is kept at native resolution, where it is sharp.
-    let phys = skull.found().then(|| vol.frame_physical(0));
+    let phys: Option<Vec<f32>> = skull.found().then(|| {
+        let a = vol.frame_physical(0);
+        // Fortran order is x fastest: take the buffer as it is when it is laid out so
+        if a.t().is_standard_layout() {
+            let (mut v, offset) = a.into_raw_vec_and_offset();
+            v.drain(..offset.unwrap_or(0));
+            v.truncate(nx * ny * nz);
+            v
+        } else {
+            a.t().iter().copied().collect()
+        }
+    });
     let grid = img.grid;
-    let mut codes = vec![0u8; nx * ny * nz];
-    codes
-        .par_chunks_mut(nx * ny)
-        .enumerate()
-        .for_each(|(k, slab)| {
-            for j in 0..ny {
-                for i in 0..nx {
-                    let near = grid.nearest(map.to_world([i as f64, j as f64, k as f64]));
-                    let mut code = near.map_or(0, |c| cell[c]);
-                    if let Some(v) = &phys {
-                        let smoothed = || binomial(v, [i, j, k]);
-                        if code & HEAD != 0 && skull.is_native_bone(near, v[[i, j, k]], smoothed) {
-                            code |= BONE;
-                            if keep_bone {
-                                code &= !(FACE | EARS);
-                            }
-                        }
-                    }
-                    slab[i + nx * j] = code;
+    let rows = NativeRows::new(vol);
+    let bits = [
+        FACE,
+        EARS,
+        PROTECTED,
+        HEAD,
+        TEMPLATE_HEAD,
+        BONE,
+        INTRACRANIAL,
+    ];
+    let wanted = [
+        true,
+        ears,
+        true,
+        true,
+        true,
+        skull.found(),
+        skull.intracranial.is_some(),
+    ];
+    let mut masks: Vec<Option<Vec<bool>>> = wanted
+        .iter()
+        .map(|&w| w.then(|| vec![false; nx * ny * nz]))
+        .collect();
+    // one slab of every wanted mask per native slice
+    let plane = nx * ny;
+    let mut slabs: Vec<Vec<Option<&mut [bool]>>> = (0..nz).map(|_| Vec::new()).collect();
+    for m in masks.iter_mut() {
+        match m {
+            Some(v) => {
+                for (s, chunk) in slabs.iter_mut().zip(v.chunks_mut(plane)) {
+                    s.push(Some(chunk));
                 }
             }
-        });
-    let mask = |bit: u8| {
-        let v: Vec<bool> = codes.par_iter().map(|&c| c & bit != 0).collect();
-        Array3::from_shape_vec((nx, ny, nz).f(), v)
-            .unwrap_or_else(|_| Array3::from_elem((nx, ny, nz).f(), false))
-    };
+            None => slabs.iter_mut().for_each(|s| s.push(None)),
+        }
+    }
+    slabs.into_par_iter().enumerate().for_each(|(k, out)| {
+        let mut codes = vec![0u8; plane];
+        for j in 0..ny {
+            let row = &mut codes[nx * j..nx * (j + 1)];
+            rows.for_row(nx, j, k, |i, w| {
+                let near = grid.nearest(w);
+                let mut code = near.map_or(0, |c| cell[c]);
+                if let Some(v) = &phys {
+                    let at = i + nx * (j + ny * k);
+                    let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
+                    if code & HEAD != 0 && skull.is_native_bone(near, v[at], smoothed) {
+                        code |= BONE;
+                        if keep_bone {
+                            code &= !(FACE | EARS);
+                        }
+                    }
+                }
+                row[i] = code;
+            });
+        }
+        for (o, &bit) in out.into_iter().zip(&bits) {
+            if let Some(o) = o {
+                o.iter_mut()
+                    .zip(&codes)
+                    .for_each(|(o, &c)| *o = c & bit != 0);
+            }
+        }
+    });
+    let mut arrays = masks.into_iter().map(|m| {
+        m.map(|v| {
+            Array3::from_shape_vec((nx, ny, nz).f(), v)
+                .unwrap_or_else(|_| Array3::from_elem((nx, ny, nz).f(), false))
+        })
+    });
+    let mut next = || arrays.next().flatten();
+    let (face, ears, protected, head, template_head, bone, intracranial) =
+        (next(), next(), next(), next(), next(), next(), next());
+    let empty = || Array3::from_elem((nx, ny, nz).f(), false);
     NativeMasks {
-        face: mask(FACE),
-        ears: ears.then(|| mask(EARS)),
-        protected: mask(PROTECTED),
-        head: mask(HEAD),
-        template_head: mask(TEMPLATE_HEAD),
-        bone: skull.found().then(|| mask(BONE)),
-        intracranial: skull.intracranial.is_some().then(|| mask(INTRACRANIAL)),
+        face: face.unwrap_or_else(empty),
+        ears,
+        protected: protected.unwrap_or_else(empty),
+        head: head.unwrap_or_else(empty),
+        template_head: template_head.unwrap_or_else(empty),
+        bone,
+        intracranial,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The native grid's nearest working cells depend on every bit of the world positions
+    /// (ties between two cells are common on axis-aligned grids), so the row-wise positions
+    /// must be `VoxelMap::to_world`'s exactly, an uneven stack's included.
+    #[test]
+    fn native_rows_are_to_world_to_the_bit() {
+        for rel in ["ct/ge_tilted_ct", "mri/siemens_t1_2d_hfp", "mri/ch2.nii.gz"] {
+            let path = defacer_testkit::real(rel);
+            let vol = defacer_volume::load(&[path]).unwrap().remove(0);
+            let map = vol.voxel_map().unwrap();
+            let rows = NativeRows::new(&vol);
+            let [nx, ny, nz, _] = vol.dims();
+            let mut checked = 0;
+            for k in (0..nz).step_by(nz.div_ceil(16)) {
+                for j in (0..ny).step_by(3) {
+                    rows.for_row(nx, j, k, |i, w| {
+                        let expected = map.to_world([i as f64, j as f64, k as f64]);
+                        assert_eq!(w.map(f64::to_bits), expected.map(f64::to_bits), "{rel}");
+                        checked += 1;
+                    });
+                }
+            }
+            assert!(checked > 10_000, "{rel}: {checked}");
+        }
     }
 }

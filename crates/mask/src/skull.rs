@@ -197,63 +197,93 @@ impl MriSkull {
     ) -> Result<Self, String> {
         let sp = img.grid.spacing;
         let head = head.zip(in_view, |h, ok| h && ok);
+        let r = (VALLEY_MM / sp).round().max(1.0) as usize;
         let level = tissue_level(&img.values, &head, sp);
         let depth = distance_sq_within(&head.map(|h| !h), sp, MIN_DEPTH_MM);
-        let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
         // a thin band darker than both its sides, however dark in absolute terms (blurred by
         // the working grid, or crossed by a vein at the vertex)
-        let r = (VALLEY_MM / sp).round().max(1.0) as usize;
         let closed_values = extreme_filter(&extreme_filter(&img.values, r, true), r, false);
+        let to_brain =
+            distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
+        let brain_in_view = BrainInView::new(brain_hint, in_view, sp);
+        let min_depth = (MIN_DEPTH_MM * MIN_DEPTH_MM) as f32;
         let dark = Field::from_cells(head.dims, |c| {
             head.data[c]
                 && depth.data[c] >= min_depth
                 && (img.values.data[c] < MRI_DARK * level.data[c]
                     || closed_values.data[c] - img.values.data[c] > VALLEY_DEPTH * level.data[c])
         });
-        let to_brain =
-            distance_sq_within(brain_hint, sp, SKULL_REACH_MM.max(INTRACRANIAL_REACH_MM));
-        let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
-        // single-cell gaps: foramina, partial volume with marrow or vessels
-        let band = dark.zip(&near_brain, |d, n| d && n);
-        let ring = close(&band, RING_CLOSING_MM.max(sp), sp);
-        let enclosed = enclosed_in_axial_slices(&ring, &head, in_view);
-        let (ring, enclosed) =
-            bridge_leaking_slices(ring, enclosed, &band, &head, in_view, brain_hint, sp);
-        let close_to_brain =
-            to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
-        let inside = enclosed
-            .zip(&ring, |e, r| e && !r)
-            .zip(&close_to_brain, |a, b| a && b);
-        let core = largest_component(&inside);
-        // The closed ring reaches into sulci and the faint valleys of the cortex: give the core
-        // back what it lost there, but not the truly dark band (bone, or CSF in T1), whose
-        // inner part is not told apart from bone by intensity.
-        // never into the outer part of the ring, where the skull is (partial volume there is
-        // not dark)
-        let regrow = dilate(&core, REGROW_MM.max(sp), sp)
-            .zip(&erode(&enclosed, REGROW_MM.max(sp), sp), |a, b| a && b);
-        let regrown = Field::from_cells(head.dims, |c| {
-            core.data[c]
-                || (regrow.data[c]
-                    && enclosed.data[c]
-                    && img.values.data[c] >= MRI_DARK * level.data[c])
+        let enclosed_space = || {
+            let near_brain = to_brain.map(|d| d <= (SKULL_REACH_MM * SKULL_REACH_MM) as f32);
+            // single-cell gaps: foramina, partial volume with marrow or vessels
+            let band = dark.zip(&near_brain, |d, n| d && n);
+            let ring = close(&band, RING_CLOSING_MM.max(sp), sp);
+            let enclosed = enclosed_in_axial_slices(&ring, &head, in_view);
+            let (ring, enclosed) = bridge_leaking_slices(
+                ring,
+                enclosed,
+                &band,
+                &head,
+                in_view,
+                &brain_in_view.deep,
+                sp,
+            );
+            let close_to_brain =
+                to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
+            let inside = enclosed
+                .zip(&ring, |e, r| e && !r)
+                .zip(&close_to_brain, |a, b| a && b);
+            let core = largest_component(&inside);
+            // The closed ring reaches into sulci and the faint valleys of the cortex: give the
+            // core back what it lost there, but not the truly dark band (bone, or CSF in T1),
+            // whose inner part is not told apart from bone by intensity.
+            // never into the outer part of the ring, where the skull is (partial volume there
+            // is not dark)
+            let regrow = dilate(&core, REGROW_MM.max(sp), sp)
+                .zip(&erode(&enclosed, REGROW_MM.max(sp), sp), |a, b| a && b);
+            let regrown = Field::from_cells(head.dims, |c| {
+                core.data[c]
+                    || (regrow.data[c]
+                        && enclosed.data[c]
+                        && img.values.data[c] >= MRI_DARK * level.data[c])
+            });
+            // ventricles (dark in T1) are holes in it; the skull is not
+            fill_holes(&close(&regrown, 2.0 * sp, sp).zip(&enclosed, |a, b| a && b))
+        };
+        // the flood fills of the enclosed space are serial: thick blobs fill the other core
+        let (intracranial, thick) = rayon::join(enclosed_space, || {
+            dilate(&erode(&dark, THICK_MM, sp), THICK_MM + sp, sp)
         });
-        // ventricles (dark in T1) are holes in it; the skull is not
-        let intracranial = fill_holes(&close(&regrown, 2.0 * sp, sp).zip(&enclosed, |a, b| a && b));
-
-        let thick = dilate(&erode(&dark, THICK_MM, sp), THICK_MM + sp, sp);
         // the vault around the cranium, and the facial bones under the face's soft tissue
         let bone = Field::from_cells(head.dims, |c| {
             dark.data[c] && !thick.data[c] && !intracranial.data[c]
         });
-        check_plausible(img, in_view, &head, brain_hint, &intracranial, &bone)?;
-        let near_bone = dilate(&bone, sp, sp);
+        let (plausible, near_bone) = rayon::join(
+            || check_plausible(&brain_in_view, &head, brain_hint, &intracranial, &bone, sp),
+            || dilate(&bone, sp, sp),
+        );
+        plausible?;
         Ok(MriSkull {
             bone,
             intracranial,
             level,
             near_bone,
         })
+    }
+}
+
+/// The template brain inside the field of view, and its interior (deeper than
+/// [`DEEP_BRAIN_MM`]), which a skull found must hold.
+struct BrainInView {
+    brain: Field<bool>,
+    deep: Field<bool>,
+}
+
+impl BrainInView {
+    fn new(brain_hint: &Field<bool>, in_view: &Field<bool>, sp: f64) -> Self {
+        let brain = brain_hint.zip(in_view, |b, ok| b && ok);
+        let deep = erode(&brain, DEEP_BRAIN_MM, sp);
+        BrainInView { brain, deep }
     }
 }
 
@@ -270,10 +300,9 @@ fn bridge_leaking_slices(
     band: &Field<bool>,
     head: &Field<bool>,
     in_view: &Field<bool>,
-    brain_hint: &Field<bool>,
+    deep: &Field<bool>,
     sp: f64,
 ) -> (Field<bool>, Field<bool>) {
-    let deep = erode(&brain_hint.zip(in_view, |b, v| b && v), DEEP_BRAIN_MM, sp);
     let [nx, ny, nz] = ring.dims;
     let plane = nx * ny;
     let leaking = |enclosed: &Field<bool>, k: usize| {
@@ -305,15 +334,17 @@ fn bridge_leaking_slices(
 /// Refuses a skull that is not where one must be: the enclosed space must hold the template's
 /// brain and not much more, and bone must cover the brain's upper surface.
 fn check_plausible(
-    img: &WorkingImage,
-    in_view: &Field<bool>,
+    brain_in_view: &BrainInView,
     head: &Field<bool>,
     brain_hint: &Field<bool>,
     intracranial: &Field<bool>,
     bone: &Field<bool>,
+    sp: f64,
 ) -> Result<(), String> {
-    let sp = img.grid.spacing;
-    let brain_in_view = brain_hint.zip(in_view, |b, ok| b && ok);
+    let BrainInView {
+        brain: brain_in_view,
+        deep,
+    } = brain_in_view;
     let brain_n = brain_in_view.count();
     if brain_n == 0 {
         return Err("the template brain is outside the field of view".into());
@@ -328,7 +359,6 @@ fn check_plausible(
             ratio * 100.0
         ));
     }
-    let deep = crate::distance::erode(&brain_in_view, DEEP_BRAIN_MM, sp);
     let deep_n = deep.count();
     let held = deep.zip(intracranial, |d, i| d && i).count();
     if deep_n > 0 && (held as f64) < HELD_SHARE * deep_n as f64 {
@@ -340,30 +370,23 @@ fn check_plausible(
     // the brain's surface under the scalp (not the skull base) must have bone outside it
     let near_bone = dilate(bone, 15.0, sp);
     let dims = brain_hint.dims;
-    let mut surface = 0usize;
-    let mut covered = 0usize;
-    let brain_top = (0..brain_in_view.data.len())
-        .filter(|&c| brain_in_view.data[c])
-        .map(|c| brain_in_view.coords(c)[2])
-        .max()
-        .unwrap_or(0);
-    let brain_bottom = (0..brain_in_view.data.len())
-        .filter(|&c| brain_in_view.data[c])
-        .map(|c| brain_in_view.coords(c)[2])
-        .min()
-        .unwrap_or(0);
+    let levels = || {
+        (0..brain_in_view.data.len())
+            .into_par_iter()
+            .filter(|&c| brain_in_view.data[c])
+            .map(|c| brain_in_view.coords(c)[2])
+    };
+    let brain_top = levels().max().unwrap_or(0);
+    let brain_bottom = levels().min().unwrap_or(0);
     let upper = brain_bottom + (brain_top - brain_bottom) / 2;
-    for c in 0..brain_in_view.data.len() {
-        if !brain_in_view.data[c] || brain_in_view.coords(c)[2] < upper {
-            continue;
-        }
-        let on_surface =
-            crate::distance::neighbours6(dims, c).any(|nb| !brain_hint.data[nb] && head.data[nb]);
-        if on_surface {
-            surface += 1;
-            covered += near_bone.data[c] as usize;
-        }
-    }
+    let (surface, covered) = (0..brain_in_view.data.len())
+        .into_par_iter()
+        .filter(|&c| brain_in_view.data[c] && brain_in_view.coords(c)[2] >= upper)
+        .filter(|&c| {
+            crate::distance::neighbours6(dims, c).any(|nb| !brain_hint.data[nb] && head.data[nb])
+        })
+        .map(|c| (1usize, near_bone.data[c] as usize))
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     if surface > 0 && (covered as f64) < 0.7 * surface as f64 {
         return Err(format!(
             "a dark band covers {:.0}% of the upper brain surface",

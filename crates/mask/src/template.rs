@@ -121,19 +121,28 @@ impl Template {
         [v[0], v[1], v[2]]
     }
 
-    /// Labels at a world point (nearest voxel); 0 outside the template grid.
+    /// Labels at a world point (nearest voxel, halves rounded away from zero); 0 outside the
+    /// template grid.
     #[inline]
     pub fn labels_at(&self, w: [f64; 3]) -> u8 {
-        let v = self.world_to_voxel * Vector4::new(w[0], w[1], w[2], 1.0);
+        let m = &self.world_to_voxel;
         let mut idx = 0usize;
         let mut stride = 1usize;
         for a in 0..3 {
-            let r = v[a].round();
-            if !(r >= 0.0 && r < self.dims[a] as f64) {
+            // nalgebra's product, column by column in order, so the point lands where it did
+            // through `Matrix4 * Vector4`
+            let v = m[(a, 0)] * w[0] + m[(a, 1)] * w[1] + m[(a, 2)] * w[2] + m[(a, 3)];
+            // `round` is a library call on the baseline x86-64 target: inside the grid the
+            // index is the truncation, one more where the fraction is a half or above (both
+            // exact below 2^52); NaN fails the range test
+            let n = self.dims[a];
+            if !(v > -0.5 && v < n as f64 - 0.5) {
                 return 0;
             }
+            let t = v as i64;
+            let r = t + (v - t as f64 >= 0.5) as i64;
             idx += r as usize * stride;
-            stride *= self.dims[a];
+            stride *= n;
         }
         self.labels[idx]
     }
@@ -175,5 +184,56 @@ mod tests {
         assert_eq!(inside, 0);
         let nose = t.landmarks["nose_tip"];
         assert!(t.labels_at(nose) & label::FACE != 0);
+    }
+
+    /// `labels_at` as first written, with nalgebra's product and `f64::round`.
+    fn labels_at_by_round(t: &Template, w: [f64; 3]) -> u8 {
+        let v = t.world_to_voxel * Vector4::new(w[0], w[1], w[2], 1.0);
+        let mut idx = 0usize;
+        let mut stride = 1usize;
+        for a in 0..3 {
+            let r = v[a].round();
+            if !(r >= 0.0 && r < t.dims[a] as f64) {
+                return 0;
+            }
+            idx += r as usize * stride;
+            stride *= t.dims[a];
+        }
+        t.labels[idx]
+    }
+
+    #[test]
+    fn labels_at_rounds_as_round_does() {
+        let t = Template::embedded();
+        let [nx, ny, nz] = t.dims.map(|n| n as f64);
+        // halves and their neighbours, in and around the grid, on every axis
+        let offsets = [
+            -0.5,
+            0.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            0.0,
+            0.25,
+            -0.75,
+        ];
+        let mut checked = 0;
+        for along in 0..3usize {
+            let mut x = -3.0;
+            while x < [nx, ny, nz][along] + 3.0 {
+                for &o in &offsets {
+                    let mut ijk = [nx / 2.0, ny / 2.0 + 0.5, nz / 2.0 - 0.5];
+                    ijk[along] = x + o;
+                    let w = t.affine * Vector4::new(ijk[0], ijk[1], ijk[2], 1.0);
+                    let w = [w[0], w[1], w[2]];
+                    assert_eq!(t.labels_at(w), labels_at_by_round(t, w), "{w:?}");
+                    checked += 1;
+                }
+                x += 1.0;
+            }
+        }
+        for w in [[f64::NAN, 0.0, 0.0], [1e300, 0.0, 0.0], [-1e300, 0.0, 0.0]] {
+            assert_eq!(t.labels_at(w), 0);
+        }
+        assert!(checked > 1000);
     }
 }
