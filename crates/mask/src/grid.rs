@@ -185,34 +185,74 @@ pub fn trilinear(data: &[f32], dims: [usize; 3], g: [f64; 3]) -> Option<f32> {
 /// [`trilinear`] of the values `value(index)` of an x-fastest grid of `dims` cells.
 #[inline(always)]
 pub fn trilinear_with(dims: [usize; 3], g: [f64; 3], value: impl Fn(usize) -> f64) -> Option<f64> {
-    let v = value;
-    let mut base = [0usize; 3];
-    let mut frac = [0f64; 3];
-    let mut step = [1usize, dims[0], dims[0] * dims[1]];
-    for a in 0..3 {
-        let n = dims[a];
-        if !(g[a] >= 0.0 && g[a] <= (n - 1) as f64) {
-            return None;
+    Corners::around(dims, g).map(|c| c.interpolate(value))
+}
+
+/// The eight cells around continuous grid coordinates, for trilinear interpolation.
+#[derive(Debug, Clone, Copy)]
+pub struct Corners {
+    /// Index of the lowest corner.
+    pub base: usize,
+    /// Index step to the next corner along x, y, z (0 along a one-cell axis).
+    pub step: [usize; 3],
+    /// Position between the corners along each axis, 0 to 1.
+    pub frac: [f64; 3],
+}
+
+impl Corners {
+    /// The corners around `g` in a grid of `dims` cells; `None` unless every coordinate lies in
+    /// `[0, n − 1]`.
+    #[inline(always)]
+    pub fn around(dims: [usize; 3], g: [f64; 3]) -> Option<Self> {
+        let mut base = [0usize; 3];
+        let mut frac = [0f64; 3];
+        let mut step = [1usize, dims[0], dims[0] * dims[1]];
+        for a in 0..3 {
+            let n = dims[a];
+            if !(g[a] >= 0.0 && g[a] <= (n - 1) as f64) {
+                return None;
+            }
+            // non-negative, so the cast is the floor
+            let f = (g[a] as usize).min(n.saturating_sub(2));
+            base[a] = f;
+            frac[a] = g[a] - f as f64;
+            if f + 1 >= n {
+                // a one-cell axis: both corners are the same cell
+                step[a] = 0;
+            }
         }
-        // non-negative, so the cast is the floor
-        let f = (g[a] as usize).min(n.saturating_sub(2));
-        base[a] = f;
-        frac[a] = g[a] - f as f64;
-        if f + 1 >= n {
-            // a one-cell axis: both corners are the same cell
-            step[a] = 0;
-        }
+        Some(Corners {
+            base: base[0] + dims[0] * (base[1] + dims[1] * base[2]),
+            step,
+            frac,
+        })
     }
-    let o = base[0] + dims[0] * (base[1] + dims[1] * base[2]);
-    let [sx, sy, sz] = step;
-    let [fx, fy, fz] = frac;
-    let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
-    let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
-    let c01 = v(o + sz) * (1.0 - fx) + v(o + sz + sx) * fx;
-    let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
-    let c0 = c00 * (1.0 - fy) + c10 * fy;
-    let c1 = c01 * (1.0 - fy) + c11 * fy;
-    Some(c0 * (1.0 - fz) + c1 * fz)
+
+    /// The corner nearest to the point (ties, at exactly half a cell, go up).
+    #[inline(always)]
+    pub fn nearest(&self) -> usize {
+        let [sx, sy, sz] = self.step;
+        let [fx, fy, fz] = self.frac;
+        self.base
+            + if fx >= 0.5 { sx } else { 0 }
+            + if fy >= 0.5 { sy } else { 0 }
+            + if fz >= 0.5 { sz } else { 0 }
+    }
+
+    /// The trilinear blend of the corners' values `v(index)`.
+    #[inline(always)]
+    pub fn interpolate(&self, v: impl Fn(usize) -> f64) -> f64 {
+        let o = self.base;
+        let [sx, sy, sz] = self.step;
+        let [fx, fy, fz] = self.frac;
+        let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
+        let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
+        let c01 = v(o + sz) * (1.0 - fx) + v(o + sz + sx) * fx;
+        let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
+        let c0 = c00 * (1.0 - fy) + c10 * fy;
+        let c1 = c01 * (1.0 - fy) + c11 * fy;
+        c0 * (1.0 - fz) + c1 * fz
+    }
 }
 
 /// The native volume's intensities (physical units) resampled onto the working grid, with the

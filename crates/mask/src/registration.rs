@@ -12,7 +12,7 @@
 //! chosen by (cost, start index), so the result does not depend on the thread count.
 
 use crate::distance::{boundary, distance_sq};
-use crate::grid::{trilinear_with, Field, WorkingGrid};
+use crate::grid::{trilinear_with, Corners, Field, WorkingGrid};
 use crate::head::HeadMask;
 use crate::template::{label, Template};
 use nalgebra::{Matrix3, Matrix4, Rotation3, Vector3, Vector4};
@@ -272,46 +272,18 @@ impl ViewedDistance {
     /// it (the nearest of which says whether the point is in view).
     #[inline]
     fn sample(&self, at: [f64; 3]) -> Sample {
-        let dims = self.grid.dims;
-        let mut base = [0usize; 3];
-        let mut frac = [0f64; 3];
-        let mut step = [1usize, dims[0], dims[0] * dims[1]];
-        for a in 0..3 {
-            let n = dims[a];
-            if !(at[a] >= 0.0 && at[a] <= (n - 1) as f64) {
-                // within half a cell of the grid's edge, or beyond it
-                return if self.seen(at) {
-                    Sample::Edge
-                } else {
-                    Sample::Unseen
-                };
-            }
-            // non-negative, so the cast is the floor
-            let f = (at[a] as usize).min(n.saturating_sub(2));
-            base[a] = f;
-            frac[a] = at[a] - f as f64;
-            if f + 1 >= n {
-                step[a] = 0;
-            }
-        }
-        let o = base[0] + dims[0] * (base[1] + dims[1] * base[2]);
-        let [sx, sy, sz] = step;
-        let nearest = o
-            + if frac[0] >= 0.5 { sx } else { 0 }
-            + if frac[1] >= 0.5 { sy } else { 0 }
-            + if frac[2] >= 0.5 { sz } else { 0 };
-        if self.data[nearest].is_sign_negative() {
+        let Some(corners) = Corners::around(self.grid.dims, at) else {
+            // within half a cell of the grid's edge, or beyond it
+            return if self.seen(at) {
+                Sample::Edge
+            } else {
+                Sample::Unseen
+            };
+        };
+        if self.data[corners.nearest()].is_sign_negative() {
             return Sample::Unseen;
         }
-        let v = |k: usize| self.data[k].abs() as f64;
-        let [fx, fy, fz] = frac;
-        let c00 = v(o) * (1.0 - fx) + v(o + sx) * fx;
-        let c10 = v(o + sy) * (1.0 - fx) + v(o + sy + sx) * fx;
-        let c01 = v(o + sz) * (1.0 - fx) + v(o + sz + sx) * fx;
-        let c11 = v(o + sz + sy) * (1.0 - fx) + v(o + sz + sy + sx) * fx;
-        let c0 = c00 * (1.0 - fy) + c10 * fy;
-        let c1 = c01 * (1.0 - fy) + c11 * fy;
-        Sample::Distance((c0 * (1.0 - fz) + c1 * fz) as f32)
+        Sample::Distance(corners.interpolate(|k| self.data[k].abs() as f64) as f32)
     }
 
     /// World → continuous grid coordinates, as a matrix to fold into a transform.
