@@ -173,14 +173,23 @@ below = [(z, y) for z, y in profile if -125 < z < nose_z - 30]
 chin_z, chin_y = max(below, key=lambda p: p[1])
 lips = [(z, y) for z, y in profile if chin_z + 8 <= z <= nose_z - 10]
 lip_z, lip_y = max(lips, key=lambda p: p[1])
-eye_z = nose_z + 30
 marks = {
     "nose_tip": [0.0, nose_y, nose_z],
     "upper_lip": [0.0, lip_y, lip_z],
     "chin": [0.0, chin_y, chin_z],
-    "eye_left": [-32.0, front_y(-32, eye_z) - 8, eye_z],
-    "eye_right": [32.0, front_y(32, eye_z) - 8, eye_z],
 }
+# Eyes: the blurred mean face has no eyes to read off, but the MNI152 T1 (the same world) shows
+# the vitreous of both globes, darker (T1 ~2000-2500) than the orbital fat around it (5000-9000)
+# and brighter than air (< 1000). Each eye is the centroid of the largest such blob in its orbit.
+mni_world = mn.affine[:3, :3] @ np.indices(M.shape).reshape(3, -1) + mn.affine[:3, 3:4]
+MX, MY, MZ = (mni_world[i].reshape(M.shape) for i in range(3))
+for side, sx in (("left", -1), ("right", 1)):
+    orbit = (sx * MX > 15) & (sx * MX < 50) & (MY > 35) & (MY < 80) & (MZ > -60) & (MZ < -20)
+    vitreous = ndi.binary_opening(orbit & (M > 1500) & (M < 3000))
+    lab, n = ndi.label(vitreous)
+    globe = lab == (1 + np.argmax(ndi.sum(vitreous, lab, range(1, n + 1))))
+    print("eye_%s: vitreous %.1f ml" % (side, globe.sum() * 8 / 1000))
+    marks["eye_" + side] = [round(float(w[globe].mean()), 1) for w in (MX, MY, MZ)]
 for side, sx in (("left", -1), ("right", 1)):
     k = int(round((-45 - origin[2]) / 2))
     j = int(round((-20 - origin[1]) / 2))
