@@ -49,6 +49,11 @@ pub struct ResidualOptions {
     /// The relief of a landmark is the largest value that at least this much skin (mm², as seen
     /// from the front) reaches, so a stray voxel or a thin rim does not count as a feature.
     pub min_feature_area_mm2: f64,
+    /// Whether two eye hollows alone count as a remaining face. They do on a head; but a bare
+    /// (skull-stripped) brain shows two hollows where the eyes would be, the undersides of its
+    /// frontal lobes, so a caller that found no skull around the brain turns this off. Noses,
+    /// lips and chins count either way.
+    pub eye_hollows_count: bool,
 }
 
 impl Default for ResidualOptions {
@@ -59,6 +64,7 @@ impl Default for ResidualOptions {
             bone_level: None,
             large_relief_mm: 6.0,
             min_feature_area_mm2: 20.0,
+            eye_hollows_count: true,
         }
     }
 }
@@ -104,9 +110,11 @@ pub struct Residuals {
     /// The relief (mm) at and above which a landmark counts as a remaining feature.
     pub large_relief_mm: f64,
     /// A feature remains: a nose, lips or chin whose relief reaches `large_relief_mm`, or eye
-    /// sockets that both reach it. A face has two; one hollow alone is what a cut through the
-    /// orbit or the underside of a bare brain's frontal lobe leaves.
+    /// sockets that both reach it (when `eye_hollows_counted`). A face has two; one hollow alone
+    /// is what a cut through the orbit or the underside of a bare brain's frontal lobe leaves.
     pub large_residual: bool,
+    /// Whether eye hollows were counted (see [`ResidualOptions::eye_hollows_count`]).
+    pub eye_hollows_counted: bool,
 }
 
 /// Measures the residuals of `scene` at `landmarks` (nothing without landmarks: the face frame
@@ -115,6 +123,7 @@ pub fn measure(scene: &SkinScene, landmarks: &[Landmark], opts: &ResidualOptions
     let Some(frame) = FaceFrame::from_landmarks(landmarks) else {
         return Residuals {
             large_relief_mm: opts.large_relief_mm,
+            eye_hollows_counted: opts.eye_hollows_count,
             ..Residuals::default()
         };
     };
@@ -141,17 +150,19 @@ pub fn measure(scene: &SkinScene, landmarks: &[Landmark], opts: &ResidualOptions
         nose_prominence_mm,
         max_relief_mm,
         large_relief_mm: opts.large_relief_mm,
-        large_residual: large_residual(&landmarks, opts.large_relief_mm),
+        large_residual: large_residual(&landmarks, opts.large_relief_mm, opts.eye_hollows_count),
+        eye_hollows_counted: opts.eye_hollows_count,
         landmarks,
     }
 }
 
 /// See [`Residuals::large_residual`].
-fn large_residual(landmarks: &[LandmarkResidual], large_mm: f64) -> bool {
+fn large_residual(landmarks: &[LandmarkResidual], large_mm: f64, eyes_count: bool) -> bool {
     let (eyes, others): (Vec<_>, Vec<_>) = landmarks
         .iter()
         .partition(|l| matches!(Feature::of(&l.name), Feature::Hollow));
     let eyes_remain = match eyes.len() {
+        _ if !eyes_count => false,
         0 => false,
         1 => eyes[0].relief_mm >= large_mm,
         _ => eyes.iter().all(|l| l.relief_mm >= large_mm),
@@ -587,4 +598,40 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
         a[2] * b[0] - a[0] * b[2],
         a[0] * b[1] - a[1] * b[0],
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(name: &str, relief_mm: f64) -> LandmarkResidual {
+        LandmarkResidual {
+            name: name.into(),
+            world_mm: [0.0; 3],
+            radius_mm: 20.0,
+            skin_area_mm2: 500.0,
+            protrusion_mm: 0.0,
+            depression_mm: relief_mm,
+            relief_mm,
+            scanned_area_mm2: 1200.0,
+            in_view: true,
+        }
+    }
+
+    #[test]
+    fn two_eye_hollows_are_a_face_only_when_they_count() {
+        let eyes = [
+            at("eye_left", 8.0),
+            at("eye_right", 12.0),
+            at("nose_tip", 0.0),
+        ];
+        assert!(large_residual(&eyes, 6.0, true));
+        assert!(!large_residual(&eyes, 6.0, false));
+        // one hollow alone never is
+        let one = [at("eye_left", 8.0), at("eye_right", 2.0)];
+        assert!(!large_residual(&one, 6.0, true));
+        // a nose is, whether or not hollows count
+        let nose = [at("eye_left", 0.0), at("nose_tip", 9.0)];
+        assert!(large_residual(&nose, 6.0, false));
+    }
 }

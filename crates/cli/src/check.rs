@@ -35,7 +35,7 @@ struct Verdict {
     path: PathBuf,
     #[serde(flatten)]
     report: CheckReport,
-    /// Why no landmark residuals were measured, if they were not.
+    /// Why no landmark residuals were measured, or which of them were not counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     landmarks_note: Option<String>,
 }
@@ -179,17 +179,31 @@ fn check_item(item: &Item, renders: bool, single: bool) -> Result<Vec<Verdict>> 
 }
 
 fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
-    let (landmarks, landmarks_note) = match template_landmarks(vol) {
-        Ok(l) => (l, None),
+    let (landmarks, skull_found, landmarks_note) = match template_landmarks(vol) {
+        Ok((l, true)) => (l, true, None),
+        Ok((l, false)) => (
+            l,
+            false,
+            Some(
+                "no skull found around the brain: eye hollows not counted (a bare brain has two)"
+                    .into(),
+            ),
+        ),
         Err(e) => (
             Vec::new(),
+            true,
             Some(format!("template fit failed, no landmark residuals: {e:#}")),
         ),
     };
+    let defaults = CheckOptions::default();
     let opts = CheckOptions {
         renders_dir,
         landmarks,
-        ..CheckOptions::default()
+        residuals: defacer_check::ResidualOptions {
+            eye_hollows_count: skull_found,
+            ..defaults.residuals
+        },
+        ..defaults
     };
     let report = check_volume(vol, &opts)?;
     Ok(Verdict {
@@ -199,8 +213,9 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
     })
 }
 
-/// The template's facial landmarks mapped into this volume's world by the head fit.
-fn template_landmarks(vol: &Volume) -> Result<Vec<Landmark>> {
+/// The template's facial landmarks mapped into this volume's world by the head fit, and whether
+/// a skull was found around the brain.
+fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool)> {
     // A defaced head has lost the surface the fit likes best, so a looser fit is accepted: the
     // residuals need the face's place and orientation to within a centimetre or two, not the
     // precision that defacing needs.
@@ -210,8 +225,9 @@ fn template_landmarks(vol: &Volume) -> Result<Vec<Landmark>> {
     };
     let plan = defacer_mask::plan(vol, &opts)?;
     let m = plan.report.fit_matrix;
+    let skull_found = plan.bone.is_some();
     let template = defacer_mask::template::Template::embedded();
-    Ok(template
+    let landmarks = template
         .landmarks
         .iter()
         .filter(|(name, _)| !name.starts_with("tragus"))
@@ -222,5 +238,6 @@ fn template_landmarks(vol: &Volume) -> Result<Vec<Landmark>> {
                 world_mm: w,
             }
         })
-        .collect())
+        .collect();
+    Ok((landmarks, skull_found))
 }

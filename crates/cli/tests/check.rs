@@ -53,6 +53,7 @@ fn faces_and_their_relief_are_found_in_the_originals() {
         eprintln!("{head}: {}", reliefs(&v));
         assert_eq!(code, Some(1), "{head}: {}", reliefs(&v));
         assert_eq!(v["face_found"], true, "{head}: {}", reliefs(&v));
+        assert_eq!(v["residuals"]["eye_hollows_counted"], true, "{head}");
         assert_eq!(
             v["residuals"]["large_residual"],
             true,
@@ -69,6 +70,22 @@ fn a_brain_without_a_head_has_no_face() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v[0]["face_found"], false);
     assert_eq!(v[0]["views"].as_array().map(|a| a.len()), Some(21));
+    // The template's eyes land on the undersides of the frontal lobes, two hollows: with no
+    // skull around the brain they are not counted as a face, and the report says so.
+    assert_eq!(
+        v[0]["residuals"]["eye_hollows_counted"],
+        false,
+        "{}",
+        out(&o)
+    );
+    assert_eq!(v[0]["residuals"]["large_residual"], false, "{}", out(&o));
+    assert!(
+        v[0]["landmarks_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no skull")),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
