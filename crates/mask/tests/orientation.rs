@@ -307,36 +307,39 @@ fn ch2_oblique_reslicing_removes_the_same_world_region() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Hand-placed landmarks on a copy: every eye, nose tip, upper lip and chin in `removal` (the
-/// face mask of the default mode), every brain landmark at least the margin from it.
+/// Hand-placed landmarks on a copy: those whose names start with one of `removed` lie in
+/// `removal`, those starting with one of `skipped` are not looked at, every other one (the brain
+/// landmarks) lies at least the default margin from the removal.
 fn landmark_failures(
     what: &str,
     v: &Volume,
     removal: &Array3<bool>,
     marks: &[(String, [f64; 3])],
+    removed: &[&str],
+    skipped: &[&str],
 ) -> Vec<String> {
     let margin = DefaceOptions::default().margin_mm;
     let inv = v.affine.inverse().expect("invertible");
-    let removed: Vec<[f64; 3]> = removal
+    let removed_at: Vec<[f64; 3]> = removal
         .indexed_iter()
         .filter(|(_, &r)| r)
         .map(|((i, j, k), _)| v.affine.voxel_to_world([i as f64, j as f64, k as f64]))
         .collect();
     let mut failures = Vec::new();
     for (name, p) in marks {
-        if name.starts_with("tragus") {
+        let is = |prefixes: &[&str]| prefixes.iter().any(|f| name.starts_with(f));
+        if is(skipped) {
             continue;
         }
-        let facial = ["eye", "nose", "upper_lip", "chin"]
-            .iter()
-            .any(|f| name.starts_with(f));
-        if facial {
+        if is(removed) {
             let q = inv.voxel_to_world(*p).map(|x| x.round() as usize);
-            if !removal.get((q[0], q[1], q[2])).copied().unwrap_or(false) {
+            let hit = removal.get((q[0], q[1], q[2])).copied().unwrap_or(false);
+            eprintln!("{what}: {name} removed: {hit}");
+            if !hit {
                 failures.push(format!("{what}: {name} {p:?} is not removed"));
             }
         } else {
-            let d = removed
+            let d = removed_at
                 .iter()
                 .map(|q| (0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f64>().sqrt())
                 .fold(f64::INFINITY, f64::min);
@@ -383,7 +386,15 @@ fn thirty_degrees(rel: &'static str, brain: Option<&str>, landmarks: &str) -> Ve
                 failures.push(format!("{what}: template {name} placed {d:.1} mm off"));
             }
         }
-        failures.extend(landmark_failures(&what, &v, &m.face, &marks));
+        let facial = ["eye", "nose", "upper_lip", "chin"];
+        failures.extend(landmark_failures(
+            &what,
+            &v,
+            &m.face,
+            &marks,
+            &facial,
+            &["tragus"],
+        ));
         let back = bring_back(&m.face, &v.affine, &r.volume);
         let in_brain = overlap(&back, &r.brain);
         let own = m.report.min_distance_to_brain_mm;
@@ -452,31 +463,14 @@ fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
         let what = format!("{rel} 20° about world axis {axis}");
         let m = plan(&v, &opts).unwrap_or_else(|e| panic!("{what}: {e}"));
         let removal = m.removal();
-        let inv = v.affine.inverse().expect("invertible");
-        let removed: Vec<[f64; 3]> = removal
-            .indexed_iter()
-            .filter(|(_, &r)| r)
-            .map(|((i, j, k), _)| v.affine.voxel_to_world([i as f64, j as f64, k as f64]))
-            .collect();
-        for (name, p) in &marks {
-            if name.starts_with("eye") || name.starts_with("nose") || name.starts_with("tragus") {
-                let q = inv.voxel_to_world(*p).map(|x| x.round() as usize);
-                let hit = removal.get((q[0], q[1], q[2])).copied().unwrap_or(false);
-                eprintln!("{what}: {name} removed: {hit}");
-                if !hit {
-                    failures.push(format!("{what}: {name} {p:?} is not removed"));
-                }
-            } else {
-                let d = removed
-                    .iter()
-                    .map(|q| (0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f64>().sqrt())
-                    .fold(f64::INFINITY, f64::min);
-                eprintln!("{what}: brain landmark {name} is {d:.1} mm from the removal");
-                if d < opts.margin_mm {
-                    failures.push(format!("{what}: brain landmark {name} is {d:.1} mm away"));
-                }
-            }
-        }
+        failures.extend(landmark_failures(
+            &what,
+            &v,
+            &removal,
+            &marks,
+            &["eye", "nose", "tragus"],
+            &[],
+        ));
         for (how, opts, reference) in [
             ("with bone", &bone_opts, &with_bone),
             ("soft tissue only", &DefaceOptions::default(), &soft_tissue),
