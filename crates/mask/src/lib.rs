@@ -397,6 +397,13 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     let (vol, modality, t_all) = (*vol, *modality, *t_all);
     let mut warnings = Vec::new();
     let mut timings = plan.timings.clone();
+    let small = fit.axes_at_smallest_scale();
+    if small >= 2 {
+        warnings.push(format!(
+            "the head is as small as the template fit allows on {small} axes (a young child's \
+             head?): the template may be misplaced and part of the face left; check the QC pictures"
+        ));
+    }
     if !skull.found() && !remove_bone {
         let why = skull.problem.as_deref().unwrap_or("no bone model");
         warnings.push(format!(

@@ -245,6 +245,19 @@ pub struct HeadFit {
     pub in_fov_fraction: f64,
 }
 
+impl HeadFit {
+    /// Axes on which the template was shrunk to the prior's bound (within 1.2 %) or beyond:
+    /// the head is smaller than the fit allows there, and two or more such axes mean the fit
+    /// was forced (measured: an adult head scaled to 0.75 fits with its template eyes 30 mm
+    /// off, at 0.81 / 0.81 / 0.94; adults stay at the bound on one axis at most).
+    pub fn axes_at_smallest_scale(&self) -> usize {
+        self.params[6..9]
+            .iter()
+            .filter(|&&ls| ls <= -SCALE_LIMIT + 0.012)
+            .count()
+    }
+}
+
 /// The skin distance with the field of view folded in: the sign bit of a cell's distance (never
 /// negative) is set where the cell is not in view. The fit asks both of every template point,
 /// and from one array they come from the same cache lines.
@@ -352,12 +365,18 @@ fn matrix(p: &[f64; 9], centre: [f64; 3]) -> Matrix4<f64> {
     m
 }
 
-/// Scales beyond ±20 % (children to large adults are within it) and rotations beyond 45° are
-/// penalised: they only ever win on a bad surface.
+/// Log-scale beyond which the fit is penalised (±20 %).
+const SCALE_LIMIT: f64 = 0.2;
+
+/// Scales beyond ±[`SCALE_LIMIT`] and rotations beyond 45° are penalised: they only ever win
+/// on a bad surface (a bare brain fits a template shrunk by a fifth). The template is
+/// MNI-sized: adult heads fit at 0.82–1.05 per axis, often at the bound vertically; a head
+/// three quarters of an adult's (a young child's) does not fit, and says so
+/// ([`HeadFit::axes_at_smallest_scale`]).
 fn prior(p: &[f64; 9]) -> f64 {
     let mut pen = 0.0;
     for &ls in &p[6..9] {
-        let over = (ls.abs() - 0.2).max(0.0);
+        let over = (ls.abs() - SCALE_LIMIT).max(0.0);
         pen += 2000.0 * over * over;
     }
     for &deg in &p[3..6] {
