@@ -183,6 +183,11 @@ fn run_inner(args: &DefaceArgs) -> Result<u8> {
             if let Some(e) = &r.error {
                 bar.suspend(|| crate::report_error(e));
             }
+            // What the plan doubts (a forced fit, bone not found) must reach someone who
+            // does not ask for the report.
+            for w in r.volumes.iter().flat_map(|v| &v.warnings) {
+                bar.suspend(|| eprintln!("defacer: {}: warning: {w}", r.input.display()));
+            }
             bar.inc(1);
             if let Ok(mut v) = reports.lock() {
                 v.push((n, r));

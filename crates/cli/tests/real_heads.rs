@@ -212,3 +212,31 @@ fn invesalius_ct_dicom() {
 fn ge_tilted_ct() {
     every_method_keeps_the_invariants("ge_tilted_ct.json", None);
 }
+
+/// A head three quarters of an adult's (a young child's size) is still defaced, and the command
+/// says on stderr that the fit was forced to the smallest template it allows; an adult head
+/// gets no such warning.
+#[test]
+fn a_small_head_is_defaced_with_a_warning() {
+    let dir = scratch("small-head");
+    let adult = real("mri/ch2.nii.gz");
+    let small = dir.join("ch2_small.nii.gz");
+    // the product keeps the input geometry when it writes, so nibabel makes the copy
+    let script = "import sys, nibabel as nib, numpy as np\n\
+                  i = nib.load(sys.argv[1]); a = i.affine.copy(); a[:3] *= 0.75\n\
+                  nib.save(nib.Nifti1Image(np.asanyarray(i.dataobj), a, i.header), sys.argv[2])";
+    let made = std::process::Command::new("python3")
+        .args(["-c", script, s(&adult), s(&small)])
+        .status()
+        .expect("this test needs python3 with nibabel");
+    assert!(made.success());
+    assert!((load_one(&small).affine.0[(0, 0)].abs() - 0.75).abs() < 1e-6);
+    let warning = "warning: the head is as small as the template fit allows";
+    for (input, warned) in [(&small, true), (&adult, false)] {
+        let out = dir.join(format!("out_{warned}.nii.gz"));
+        let o = defacer(&["deface", s(input), "-o", s(&out)]);
+        let e = stderr(&o);
+        assert!(o.status.success() && out.exists(), "{e}");
+        assert_eq!(e.contains(warning), warned, "{}: {e}", input.display());
+    }
+}
