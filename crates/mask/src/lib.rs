@@ -343,6 +343,24 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
     let template_brain = labels.map(|l| l & label::BRAIN != 0);
     let in_view = surface.air_in_view(&head.mask, &img.in_fov);
     let skull = SkullSurface::find(&img, &in_view, modality, &head.mask, &template_brain);
+    // A bare (skull-stripped) brain fits a template shrunk as for a child's head. A child's
+    // head has a skull around its brain, or at least skin that the smooth template lies on
+    // closely; a brain's gyri keep it off (Colin27's brain: 3.6 mm; the heads scaled to 0.75
+    // and 0.85 whose thinner skull is not found: 1.4–2.4 mm).
+    if fit.small_head()
+        && modality != Modality::Ct
+        && !skull.found()
+        && fit.mean_distance_mm > SMALL_HEAD_WITHOUT_SKULL_MAX_FIT_MM
+    {
+        return Err(Error::HeadFitFailed {
+            file: file.clone(),
+            detail: format!(
+                "the head is smaller than an adult's, no skull was found around its brain and \
+                 the template lies {:.1} mm from its surface (a skull-stripped brain?)",
+                fit.mean_distance_mm
+            ),
+        });
+    }
     // Where CT shows the template's brain lying outside the cranium (a fit a few mm off puts
     // it in the orbits), that part is not brain.
     let template_brain = match &skull.exterior {
@@ -397,11 +415,19 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     let (vol, modality, t_all) = (*vol, *modality, *t_all);
     let mut warnings = Vec::new();
     let mut timings = plan.timings.clone();
+    if fit.small_head() {
+        let s = [6, 7, 8].map(|k| fit.params[k].exp());
+        warnings.push(format!(
+            "the head is smaller than an adult's (template scaled to {:.2} / {:.2} / {:.2}): \
+             fitted with the range for children's heads; check the QC pictures",
+            s[0], s[1], s[2]
+        ));
+    }
     let small = fit.axes_at_smallest_scale();
     if small >= 2 {
         warnings.push(format!(
-            "the head is as small as the template fit allows on {small} axes (a young child's \
-             head?): the template may be misplaced and part of the face left; check the QC pictures"
+            "the head is as small as the template fit allows on {small} axes: the template may \
+             be misplaced and part of the face left; check the QC pictures"
         ));
     }
     if !skull.found() && !remove_bone {
@@ -459,6 +485,10 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         report,
     }
 }
+
+/// A head fitted as smaller than an adult's, with no skull found, is taken for a bare brain
+/// when the template lies farther than this from its surface on average.
+const SMALL_HEAD_WITHOUT_SKULL_MAX_FIT_MM: f64 = 2.8;
 
 /// How far (template mm) behind the fitted face region the facial soft tissue may reach.
 const FACE_DEPTH_MM: f64 = 20.0;

@@ -243,18 +243,26 @@ pub struct HeadFit {
     pub inlier_fraction: f64,
     /// Share of template surface points inside the subject's field of view.
     pub in_fov_fraction: f64,
+    /// How far (log scale) the template was let shrink without penalty: [`SCALE_LIMIT`], or
+    /// [`SMALL_HEAD_SCALE_LIMIT`] for a head smaller than an adult's.
+    pub scale_limit: f64,
 }
 
 impl HeadFit {
-    /// Axes on which the template was shrunk to the prior's bound (within 1.2 %) or beyond:
-    /// the head is smaller than the fit allows there, and two or more such axes mean the fit
-    /// was forced (measured: an adult head scaled to 0.75 fits with its template eyes 30 mm
-    /// off, at 0.81 / 0.81 / 0.94; adults stay at the bound on one axis at most).
+    /// Axes on which the template was shrunk to its bound (within 1.2 %) or beyond: the head is
+    /// smaller than the fit allows there, and two or more such axes mean the fit was forced
+    /// (measured with the adult bound: ch2 scaled to 0.75 fits with its template eyes 30 mm
+    /// off, at 0.81 / 0.81 / 0.94; adult heads stay at the bound on one axis at most).
     pub fn axes_at_smallest_scale(&self) -> usize {
         self.params[6..9]
             .iter()
-            .filter(|&&ls| ls <= -SCALE_LIMIT + 0.012)
+            .filter(|&&ls| ls <= -self.scale_limit + 0.012)
             .count()
+    }
+
+    /// Whether the head was fitted as smaller than an adult's (see [`fit`]).
+    pub fn small_head(&self) -> bool {
+        self.scale_limit > SCALE_LIMIT
     }
 }
 
@@ -351,6 +359,7 @@ struct Problem<'a> {
     points: Vec<[f64; 3]>,
     centre: [f64; 3],
     cap_mm: f64,
+    scale_limit: f64,
 }
 
 fn matrix(p: &[f64; 9], centre: [f64; 3]) -> Matrix4<f64> {
@@ -368,15 +377,20 @@ fn matrix(p: &[f64; 9], centre: [f64; 3]) -> Matrix4<f64> {
 /// Log-scale beyond which the fit is penalised (±20 %).
 const SCALE_LIMIT: f64 = 0.2;
 
+/// How far a head smaller than an adult's may shrink the template without penalty (to 0.70):
+/// a young child's head is about three quarters of the adult, MNI-sized template.
+const SMALL_HEAD_SCALE_LIMIT: f64 = 0.35;
+
 /// Scales beyond ±[`SCALE_LIMIT`] and rotations beyond 45° are penalised: they only ever win
 /// on a bad surface (a bare brain fits a template shrunk by a fifth). The template is
-/// MNI-sized: adult heads fit at 0.82–1.05 per axis, often at the bound vertically; a head
-/// three quarters of an adult's (a young child's) does not fit, and says so
-/// ([`HeadFit::axes_at_smallest_scale`]).
-fn prior(p: &[f64; 9]) -> f64 {
+/// MNI-sized: adult heads fit at 0.82–1.05 per axis, often at the bound vertically. A head
+/// three quarters of an adult's (a young child's) is fitted again with `shrink_limit` wider
+/// (see [`fit`]).
+fn prior(p: &[f64; 9], shrink_limit: f64) -> f64 {
     let mut pen = 0.0;
     for &ls in &p[6..9] {
-        let over = (ls.abs() - SCALE_LIMIT).max(0.0);
+        let limit = if ls < 0.0 { shrink_limit } else { SCALE_LIMIT };
+        let over = (ls.abs() - limit).max(0.0);
         pen += 2000.0 * over * over;
     }
     for &deg in &p[3..6] {
@@ -402,7 +416,7 @@ impl Problem<'_> {
                 Sample::Distance(d) => (d as f64 * d as f64).min(cap2),
             };
         }
-        sum / self.points.len().max(1) as f64 + prior(p)
+        sum / self.points.len().max(1) as f64 + prior(p, self.scale_limit)
     }
 
     fn quality(&self, p: &[f64; 9]) -> (f64, f64, f64) {
@@ -474,7 +488,7 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
                 .iter()
                 .map(|x| distance(apply(&m, x)).map_or(cap2, |d| (d * d).min(cap2)))
                 .sum();
-            sum / active.len() as f64 + prior(q)
+            sum / active.len() as f64 + prior(q, problem.scale_limit)
         };
         let mut current = cost(&p);
         let mut lambda = 1e-3;
@@ -650,7 +664,26 @@ fn anchor(points: impl Iterator<Item = [f64; 3]>) -> Option<[f64; 3]> {
 }
 
 /// Fits the template to the subject's head. `None` when there is no head surface.
+///
+/// A fit held at the smallest adult scale on two or more axes is a head smaller than the
+/// template allows (a child's), or a bare brain: it is fitted again with the wider
+/// [`SMALL_HEAD_SCALE_LIMIT`] and says so ([`HeadFit::small_head`]); telling a child's head from a
+/// bare brain is the caller's (a head has a skull). Adult heads never take this path, so their
+/// fits are unchanged by it.
 pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<HeadFit> {
+    let adult = fit_within(template, head, surface, SCALE_LIMIT)?;
+    if adult.axes_at_smallest_scale() < 2 {
+        return Some(adult);
+    }
+    fit_within(template, head, surface, SMALL_HEAD_SCALE_LIMIT)
+}
+
+fn fit_within(
+    template: &Template,
+    head: &HeadMask,
+    surface: &SubjectSurface,
+    scale_limit: f64,
+) -> Option<HeadFit> {
     let all = template
         .fit_points
         .get_or_init(|| template.points(label::FIT_SURFACE));
@@ -680,6 +713,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         points: all.iter().step_by(37).copied().collect(),
         centre,
         cap_mm: 15.0,
+        scale_limit,
     };
     let mut starts = Vec::new();
     for &rx in &[-20.0, 0.0, 20.0] {
@@ -711,6 +745,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         points: all.iter().step_by(7).copied().collect(),
         centre,
         cap_mm: 8.0,
+        scale_limit,
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
@@ -718,6 +753,7 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,
+        scale_limit,
     };
     let refined: Vec<(usize, [f64; 9], f64)> = results
         .iter()
@@ -742,5 +778,6 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
         mean_distance_mm: mean,
         inlier_fraction: inl,
         in_fov_fraction: fov,
+        scale_limit,
     })
 }
