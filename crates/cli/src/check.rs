@@ -189,9 +189,10 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
                     .into(),
             ),
         ),
+        // no landmarks: nothing is measured, eye hollows included
         Err(e) => (
             Vec::new(),
-            true,
+            false,
             Some(format!("template fit failed, no landmark residuals: {e:#}")),
         ),
     };

@@ -213,9 +213,9 @@ fn ge_tilted_ct() {
     every_method_keeps_the_invariants("ge_tilted_ct.json", None);
 }
 
-/// A head three quarters of an adult's (a young child's size) is still defaced, and the command
-/// says on stderr that the fit was forced to the smallest template it allows; an adult head
-/// gets no such warning.
+/// A head three quarters of an adult's (a young child's size) is defaced with the template
+/// fitted as for a child, and the command says so on stderr; an adult head gets no such
+/// warning.
 #[test]
 fn a_small_head_is_defaced_with_a_warning() {
     let dir = scratch("small-head");
@@ -231,7 +231,7 @@ fn a_small_head_is_defaced_with_a_warning() {
         .expect("this test needs python3 with nibabel");
     assert!(made.success());
     assert!((load_one(&small).affine.0[(0, 0)].abs() - 0.75).abs() < 1e-6);
-    let warning = "warning: the head is as small as the template fit allows";
+    let warning = "warning: the head is smaller than an adult's";
     for (input, warned) in [(&small, true), (&adult, false)] {
         let out = dir.join(format!("out_{warned}.nii.gz"));
         let o = defacer(&["deface", s(input), "-o", s(&out)]);
