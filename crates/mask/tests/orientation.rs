@@ -4,11 +4,14 @@
 //! "The removal" is the face mask `plan` returns, compared voxel for voxel on the original grid
 //! (Dice over every voxel, air in front of the face included: the mask is what gets written).
 
+mod support;
+
 use defacer_mask::{plan, DefaceOptions};
 use defacer_testkit::real;
 use defacer_volume::{load, Affine, Scaling, Volume, Voxels};
 use nalgebra::{Matrix4, Rotation3, Vector3};
 use ndarray::{Array3, Array4, Axis, ShapeBuilder};
+use support::landmark_failures;
 
 fn load_one(rel: &str) -> Volume {
     load(&[real(rel)])
@@ -305,51 +308,6 @@ fn ch2_oblique_reslicing_removes_the_same_world_region() {
     let r = reference("mri/ch2.nii.gz", Some("mri/ch2bet.nii.gz"));
     let failures = obliques(&r);
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// Hand-placed landmarks on a copy: those whose names start with one of `removed` lie in
-/// `removal`, those starting with one of `skipped` are not looked at, every other one (the brain
-/// landmarks) lies at least the default margin from the removal.
-fn landmark_failures(
-    what: &str,
-    v: &Volume,
-    removal: &Array3<bool>,
-    marks: &[(String, [f64; 3])],
-    removed: &[&str],
-    skipped: &[&str],
-) -> Vec<String> {
-    let margin = DefaceOptions::default().margin_mm;
-    let inv = v.affine.inverse().expect("invertible");
-    let removed_at: Vec<[f64; 3]> = removal
-        .indexed_iter()
-        .filter(|(_, &r)| r)
-        .map(|((i, j, k), _)| v.affine.voxel_to_world([i as f64, j as f64, k as f64]))
-        .collect();
-    let mut failures = Vec::new();
-    for (name, p) in marks {
-        let is = |prefixes: &[&str]| prefixes.iter().any(|f| name.starts_with(f));
-        if is(skipped) {
-            continue;
-        }
-        if is(removed) {
-            let q = inv.voxel_to_world(*p).map(|x| x.round() as usize);
-            let hit = removal.get((q[0], q[1], q[2])).copied().unwrap_or(false);
-            eprintln!("{what}: {name} removed: {hit}");
-            if !hit {
-                failures.push(format!("{what}: {name} {p:?} is not removed"));
-            }
-        } else {
-            let d = removed_at
-                .iter()
-                .map(|q| (0..3).map(|a| (q[a] - p[a]).powi(2)).sum::<f64>().sqrt())
-                .fold(f64::INFINITY, f64::min);
-            eprintln!("{what}: brain landmark {name} is {d:.1} mm from the removal");
-            if d < margin {
-                failures.push(format!("{what}: brain landmark {name} is {d:.1} mm away"));
-            }
-        }
-    }
-    failures
 }
 
 /// Two working-grid cells: how far the copy's fit may place a template landmark from where the
