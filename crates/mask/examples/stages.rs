@@ -1,6 +1,7 @@
 //! Times `plan` stage by stage: each volume is loaded once and planned `--reps` times; prints
-//! the median of every stage. With `--dump DIR`, writes the removal mask (face ∪ ears) of the
-//! last run as raw bytes (0/1, Fortran order).
+//! the median of every stage. With `--dump DIR`, writes the masks of the last run as raw bytes
+//! (Fortran order), one bit per mask: face, ears, protected, head, template head, bone,
+//! intracranial.
 //!
 //! `cargo run --release -p defacer-mask --example stages -- head.nii.gz [--ears] [--bone] [--reps 5]`
 
@@ -77,9 +78,25 @@ fn main() {
             m.report.fit_mean_distance_mm
         );
         if let Some(dir) = &dump {
-            let r = m.removal();
-            let bytes: Vec<u8> = r.t().iter().map(|&b| b as u8).collect();
-            let _ = std::fs::write(dir.join(format!("{name}.removal.raw")), bytes);
+            // every mask as one byte per voxel, bit n for the n-th mask below (0 when absent)
+            let masks = [
+                Some(&m.face),
+                m.ears.as_ref(),
+                Some(&m.protected),
+                Some(&m.head),
+                Some(&m.template_head),
+                m.bone.as_ref(),
+                m.intracranial.as_ref(),
+            ];
+            let mut bytes = vec![0u8; m.face.len()];
+            for (bit, mask) in masks.iter().enumerate() {
+                if let Some(mask) = mask {
+                    for (b, &on) in bytes.iter_mut().zip(mask.t().iter()) {
+                        *b |= (on as u8) << bit;
+                    }
+                }
+            }
+            let _ = std::fs::write(dir.join(format!("{name}.masks.raw")), bytes);
         }
     }
 }
