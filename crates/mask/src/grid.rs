@@ -263,6 +263,9 @@ pub struct WorkingImage {
     pub grid: WorkingGrid,
     pub values: Field<f32>,
     pub in_fov: Field<bool>,
+    /// The native voxels' physical values, x fastest: kept for the native-resolution steps
+    /// (bone is judged voxel by voxel), which would otherwise convert the volume again.
+    pub native: Vec<f32>,
 }
 
 impl WorkingImage {
@@ -305,6 +308,7 @@ impl WorkingImage {
             grid,
             values,
             in_fov,
+            native: flat,
         })
     }
 }

@@ -701,18 +701,7 @@ fn to_native(
         })
         .collect();
     // Bone is kept at native resolution, where it is sharp.
-    let phys: Option<Vec<f32>> = skull.found().then(|| {
-        let a = vol.frame_physical(0);
-        // Fortran order is x fastest: take the buffer as it is when it is laid out so
-        if a.t().is_standard_layout() {
-            let (mut v, offset) = a.into_raw_vec_and_offset();
-            v.drain(..offset.unwrap_or(0));
-            v.truncate(nx * ny * nz);
-            v
-        } else {
-            a.t().iter().copied().collect()
-        }
-    });
+    let phys: Option<&[f32]> = skull.found().then_some(&img.native[..]);
     let grid = img.grid;
     let rows = NativeRows::new(vol);
     let bits = [

@@ -74,11 +74,12 @@ impl Volume {
     /// Physical values (scaled) of frame `t` as `f32`, for analysis.
     pub fn frame_physical(&self, t: usize) -> ndarray::Array3<f32> {
         let s = self.scaling;
-        let mut a = self.voxels.frame_f32(t);
-        if s != Scaling::IDENTITY {
-            a.mapv_inplace(|v| s.to_physical(v as f64) as f32);
+        if s == Scaling::IDENTITY {
+            self.voxels.frame_f32(t)
+        } else {
+            self.voxels
+                .frame_f32_with(t, |v| s.to_physical(v as f64) as f32)
         }
-        a
     }
     /// Human-readable format name: `nifti1`, `nifti2` or `dicom`.
     pub fn format(&self) -> &'static str {
