@@ -134,16 +134,29 @@ impl WorkingGrid {
     pub fn nearest_to_grid(&self, g: [f64; 3]) -> Option<usize> {
         let mut ijk = [0usize; 3];
         for a in 0..3 {
-            // round half up by a cast, which truncates (a library call saved per point); the
-            // casts go through i64 and i32, one instruction each where unsigned ones take
-            // several (this runs for every native voxel), and the range checked fits them
-            let r = g[a] + 0.5;
-            if !(r >= 0.0 && r < self.dims[a] as i64 as f64) {
-                return None;
-            }
-            ijk[a] = r as i32 as usize;
+            ijk[a] = self.nearest_along(a, g[a])?;
         }
-        Some(ijk[0] + self.dims[0] * (ijk[1] + self.dims[1] * ijk[2]))
+        Some(self.cell(ijk))
+    }
+
+    /// The index along axis `a` of the nearest cell to continuous grid coordinate `g`, if
+    /// inside.
+    #[inline(always)]
+    pub fn nearest_along(&self, a: usize, g: f64) -> Option<usize> {
+        // round half up by a cast, which truncates (a library call saved per point); the
+        // casts go through i64 and i32, one instruction each where unsigned ones take
+        // several (this runs for every native voxel), and the range checked fits them
+        let r = g + 0.5;
+        if !(r >= 0.0 && r < self.dims[a] as i64 as f64) {
+            return None;
+        }
+        Some(r as i32 as usize)
+    }
+
+    /// The index of cell `(i, j, k)`.
+    #[inline(always)]
+    pub fn cell(&self, [i, j, k]: [usize; 3]) -> usize {
+        i + self.dims[0] * (j + self.dims[1] * k)
     }
 
     /// Builds a field by evaluating `f(world)` at every cell, in parallel over z-slices.

@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use brain::ProtectedBrain;
 use face::FaceRegion;
-use grid::{Field, WorkingImage};
+use grid::{Field, WorkingGrid, WorkingImage};
 use head::HeadMask;
 use registration::{HeadFit, SubjectSurface};
 use skull::SkullSurface;
@@ -563,10 +563,11 @@ fn min_distance_to_brain(
     spacing: f64,
 ) -> Option<f64> {
     let half_diag = spacing * 3f64.sqrt() / 2.0;
-    (0..region.face.data.len())
-        .filter(|&c| region.face.data[c] || (ears && region.ears.data[c]))
-        .map(|c| brain.distance_mm.data[c] as f64)
-        .min_by(|a, b| a.total_cmp(b))
+    brain
+        .distance_to(
+            (0..region.face.data.len())
+                .filter(|&c| region.face.data[c] || (ears && region.ears.data[c])),
+        )
         .map(|d| (d - half_diag).max(0.0))
 }
 
@@ -648,15 +649,66 @@ impl<'a> NativeRows<'a> {
 
     /// Calls `f(i, world)` for voxels `0..nx` of row (`j`, `k`).
     #[inline]
+    #[cfg(test)]
     fn for_row(&self, nx: usize, j: usize, k: usize, mut f: impl FnMut(usize, [f64; 3])) {
+        let (pj, pk) = self.row_offsets(j, k);
+        for i in 0..nx {
+            f(i, [0, 1, 2].map(|r| self.coordinate(r, i, pj, pk)));
+        }
+    }
+
+    /// The products of row (`j`, `k`) that every voxel of it shares.
+    #[inline]
+    fn row_offsets(&self, j: usize, k: usize) -> ([f64; 3], [f64; 3]) {
         let k = k as f64;
         let kn = self.slices.map_or(k, |s| s.nominal(k));
         let a = &self.affine;
-        let pj = [0, 1, 2].map(|r| a[r][1] * j as f64);
-        let pk = [0, 1, 2].map(|r| a[r][2] * kn);
+        (
+            [0, 1, 2].map(|r| a[r][1] * j as f64),
+            [0, 1, 2].map(|r| a[r][2] * kn),
+        )
+    }
+
+    /// World coordinate `r` of voxel `i` of the row with offsets `pj`, `pk`.
+    #[inline(always)]
+    fn coordinate(&self, r: usize, i: usize, pj: [f64; 3], pk: [f64; 3]) -> f64 {
+        self.affine[r][0] * i as f64 + pj[r] + pk[r] + self.affine[r][3]
+    }
+
+    /// Calls `f(i, grid.nearest(world))` for voxels `0..nx` of row (`j`, `k`). A world
+    /// coordinate that does not change along the row (two of them in an axis-aligned volume:
+    /// `0 · i` adds the same zero for every `i`) is rounded to its cell once per row, which
+    /// saves most of the divisions of this, the one per-voxel step of the mask.
+    #[inline]
+    fn for_row_nearest(
+        &self,
+        grid: &WorkingGrid,
+        nx: usize,
+        j: usize,
+        k: usize,
+        mut f: impl FnMut(usize, Option<usize>),
+    ) {
+        let (pj, pk) = self.row_offsets(j, k);
+        let along = |r: usize, i: usize| {
+            grid.nearest_along(
+                r,
+                (self.coordinate(r, i, pj, pk) - grid.origin[r]) / grid.spacing,
+            )
+        };
+        let fixed: [Option<Option<usize>>; 3] =
+            std::array::from_fn(|r| (self.affine[r][0] == 0.0).then(|| along(r, 0)));
+        if fixed.iter().any(|x| x == &Some(None)) {
+            // the whole row lies beyond the grid on a fixed axis
+            (0..nx).for_each(|i| f(i, None));
+            return;
+        }
         for i in 0..nx {
-            let x = i as f64;
-            f(i, [0, 1, 2].map(|r| a[r][0] * x + pj[r] + pk[r] + a[r][3]));
+            let ijk = [0, 1, 2].map(|r| fixed[r].unwrap_or_else(|| along(r, i)));
+            f(
+                i,
+                (ijk[0].is_some() && ijk[1].is_some() && ijk[2].is_some())
+                    .then(|| grid.cell(ijk.map(|x| x.unwrap_or(0)))),
+            );
         }
     }
 }
@@ -743,8 +795,7 @@ fn to_native(
         let mut codes = vec![0u8; plane];
         for j in 0..ny {
             let row = &mut codes[nx * j..nx * (j + 1)];
-            rows.for_row(nx, j, k, |i, w| {
-                let near = grid.nearest(w);
+            rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                 let mut code = near.map_or(0, |c| cell[c]);
                 if let Some(v) = &phys {
                     let at = i + nx * (j + ny * k);
@@ -814,6 +865,49 @@ mod tests {
                 }
             }
             assert!(checked > 10_000, "{rel}: {checked}");
+        }
+    }
+
+    /// The nearest working cell of every native voxel as the mask takes it (a fixed coordinate
+    /// rounded once per row) is `grid.nearest(to_world(voxel))`, for an axis-aligned volume,
+    /// a permuted one, an oblique uneven stack and a grid that does not cover the volume.
+    #[test]
+    fn nearest_cells_by_row_are_those_of_each_voxel() {
+        for rel in [
+            "mri/ch2.nii.gz",
+            "mri/philips_mprage_t1",
+            "ct/ge_tilted_ct",
+            "mri/siemens_t1_2d_hfp",
+        ] {
+            let path = defacer_testkit::real(rel);
+            let vol = defacer_volume::load(&[path]).unwrap().remove(0);
+            let map = vol.voxel_map().unwrap();
+            let rows = NativeRows::new(&vol);
+            let [nx, ny, nz, _] = vol.dims();
+            let full = WorkingGrid::covering(&map, [nx, ny, nz], 2.0);
+            // a grid a third smaller, shifted: many voxels have no cell
+            let part = WorkingGrid {
+                dims: full.dims.map(|n| n * 2 / 3),
+                origin: full.origin.map(|o| o + 7.3),
+                spacing: 2.0,
+            };
+            for grid in [full, part] {
+                let (mut checked, mut outside) = (0usize, 0usize);
+                for k in (0..nz).step_by(nz.div_ceil(12)) {
+                    for j in (0..ny).step_by(5) {
+                        rows.for_row_nearest(&grid, nx, j, k, |i, near| {
+                            let w = map.to_world([i as f64, j as f64, k as f64]);
+                            assert_eq!(near, grid.nearest(w), "{rel} voxel {i},{j},{k}");
+                            checked += 1;
+                            outside += near.is_none() as usize;
+                        });
+                    }
+                }
+                assert!(checked > 10_000, "{rel}: {checked}");
+                if grid == part {
+                    assert!(outside > 1000, "{rel}: {outside} voxels outside");
+                }
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 //! the crate free of a numerical dependency tree. Starts run in parallel and the winner is
 //! chosen by (cost, start index), so the result does not depend on the thread count.
 
-use crate::distance::{boundary, distance_sq};
+use crate::distance::{boundary, distance_sq_within};
 use crate::grid::{trilinear_with, Corners, Field, WorkingGrid};
 use crate::head::HeadMask;
 use crate::template::{label, Template};
@@ -58,7 +58,11 @@ impl SubjectSurface {
                 }
             }
         }
-        let distance = distance_sq(&skin, grid.spacing).map(|d| d.sqrt());
+        // The fit reads distances up to its largest cap ([`QUALITY_CAP_MM`]); a value
+        // interpolated below it has every corner within a cell diagonal more, so the field
+        // needs to be exact only that far.
+        let reach = QUALITY_CAP_MM + grid.spacing * 3f64.sqrt();
+        let distance = distance_sq_within(&skin, grid.spacing, reach).map(|d| d.sqrt());
         SubjectSurface {
             grid,
             distance,
@@ -229,6 +233,10 @@ pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) ->
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
+
+/// Distances beyond this (mm) count as this much in the fit's reported mean distance, the
+/// largest cap of any of its costs.
+const QUALITY_CAP_MM: f64 = 20.0;
 
 /// Template world → subject world.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -429,9 +437,12 @@ impl Problem<'_> {
             if !self.surface.seen(g.to_grid(w)) {
                 continue;
             }
-            let d = self.surface.distance(g.to_grid(w)).unwrap_or(20.0) as f64;
+            let d = self
+                .surface
+                .distance(g.to_grid(w))
+                .unwrap_or(QUALITY_CAP_MM as f32) as f64;
             n_in += 1;
-            sum += d.min(20.0);
+            sum += d.min(QUALITY_CAP_MM);
             inl += (d <= 5.0) as usize;
         }
         let n = n_in.max(1) as f64;
