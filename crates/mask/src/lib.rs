@@ -695,20 +695,47 @@ impl<'a> NativeRows<'a> {
                 (self.coordinate(r, i, pj, pk) - grid.origin[r]) / grid.spacing,
             )
         };
-        let fixed: [Option<Option<usize>>; 3] =
-            std::array::from_fn(|r| (self.affine[r][0] == 0.0).then(|| along(r, 0)));
-        if fixed.iter().any(|x| x == &Some(None)) {
-            // the whole row lies beyond the grid on a fixed axis
-            (0..nx).for_each(|i| f(i, None));
-            return;
+        let mut varying = [false; 3];
+        let mut fixed = [0usize; 3];
+        for r in 0..3 {
+            if self.affine[r][0] != 0.0 {
+                varying[r] = true;
+            } else if let Some(x) = along(r, 0) {
+                fixed[r] = x;
+            } else {
+                // the whole row lies beyond the grid
+                (0..nx).for_each(|i| f(i, None));
+                return;
+            }
         }
-        for i in 0..nx {
-            let ijk = [0, 1, 2].map(|r| fixed[r].unwrap_or_else(|| along(r, i)));
-            f(
-                i,
-                (ijk[0].is_some() && ijk[1].is_some() && ijk[2].is_some())
-                    .then(|| grid.cell(ijk.map(|x| x.unwrap_or(0)))),
-            );
+        match varying {
+            // axis-aligned: one coordinate changes along the row
+            [true, false, false] | [false, true, false] | [false, false, true] => {
+                let r = varying.iter().position(|&v| v).unwrap_or(0);
+                for i in 0..nx {
+                    let mut ijk = fixed;
+                    let cell = along(r, i).map(|x| {
+                        ijk[r] = x;
+                        grid.cell(ijk)
+                    });
+                    f(i, cell);
+                }
+            }
+            _ => {
+                for i in 0..nx {
+                    let mut ijk = fixed;
+                    let mut inside = true;
+                    for r in 0..3 {
+                        if varying[r] {
+                            match along(r, i) {
+                                Some(x) => ijk[r] = x,
+                                None => inside = false,
+                            }
+                        }
+                    }
+                    f(i, inside.then(|| grid.cell(ijk)));
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (Fortran, x-fastest) memory order, and converts to `f32` only for the analysis copy.
 
 use ndarray::{Array3, Array4, ArrayView3, ShapeBuilder, Zip};
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// The on-disk sample type of a volume.
@@ -175,8 +176,27 @@ impl Voxels {
     /// `f` of the stored values of one frame as `f32`, computed in parallel, in the frame's
     /// memory order (x fastest for volumes read from files).
     pub fn frame_f32_with(&self, t: usize, f: impl Fn(f32) -> f32 + Sync) -> Array3<f32> {
-        with_voxels!(self, a => Zip::from(a.index_axis(ndarray::Axis(3), t))
-            .par_map_collect(|v| f(v.to_f64() as f32)))
+        fn go<T: Sample>(a: &Array4<T>, t: usize, f: impl Fn(f32) -> f32 + Sync) -> Array3<f32> {
+            let frame = a.index_axis(ndarray::Axis(3), t);
+            let convert = |v: &T| f(v.to_f64() as f32);
+            let shape = frame.raw_dim();
+            // a plain slice converts in parallel at memory speed (`Zip`'s parallel map is
+            // slower than a serial one here); other layouts are converted serially
+            let fortran = frame.t().is_standard_layout();
+            match frame.to_slice_memory_order() {
+                Some(src) if fortran || frame.is_standard_layout() => {
+                    let data: Vec<f32> = src.par_iter().map(convert).collect();
+                    let shaped = if fortran {
+                        Array3::from_shape_vec(shape.f(), data)
+                    } else {
+                        Array3::from_shape_vec(shape, data)
+                    };
+                    shaped.unwrap_or_else(|_| frame.map(convert))
+                }
+                _ => frame.map(convert),
+            }
+        }
+        with_voxels!(self, a => go(a, t, f))
     }
 
     /// Sets every voxel where `mask` is true, in every frame, to the stored value `stored`
