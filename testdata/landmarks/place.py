@@ -85,6 +85,9 @@ LANDMARK_NAMES = [
     "tragus_right", "frontal_pole", "temporal_pole_left", "temporal_pole_right",
     "cerebellum",
 ]
+# Points recorded only where a head has the structure (a defect of the skull); every other
+# point is placed or marked absent on every head. Brain points: the removal keeps the margin.
+OPTIONAL_NAMES = ["brain_under_defect"]
 SKIN = {"nose_tip", "upper_lip", "chin", "tragus_left", "tragus_right"}
 BRAIN = {"frontal_pole", "temporal_pole_left", "temporal_pole_right", "cerebellum"}
 
@@ -515,6 +518,13 @@ LANDMARKS = {
                               "well below the tentorium level; the cerebellum is not "
                               "separable from CSF spaces at CT contrast, so this is a "
                               "point inside the cerebellar hemisphere's territory"},
+        "brain_under_defect": {"ras": [30.0, 56.0, 19.0],
+                               "how": "intracranial, ~5 mm inside the inner surface under a "
+                                      "defect of the right (header) frontal bone: the "
+                                      "cortical bone stops for ~14 mm (below 150 HU at "
+                                      "native resolution) at x 21..38, z 10..32, with "
+                                      "hypodense (0..25 HU) brain beneath; axial z=19, "
+                                      "sagittal x=30, brain window -20..120 HU"},
     },
     "ge_tilted_ct": {
         "nose_tip": {"absent": "the tilted field of view's inferior edge cuts the nose: "
@@ -880,7 +890,7 @@ def write(names, data_root, workdir):
         if name in CAVEATS:
             out["caveats"] = CAVEATS[name]
         out["landmarks"] = {}
-        for k in LANDMARK_NAMES:
+        for k in LANDMARK_NAMES + [k for k in OPTIONAL_NAMES if k in lms]:
             e = lms.get(k, {"absent": "not recorded"})
             if "ras" in e:
                 v = vol.world2vox(e["ras"])[0]

@@ -289,6 +289,48 @@ fn flood(
     reached
 }
 
+/// The 6-connected components of `mask` holding at least `share` of the `marker` cells that lie
+/// in `mask`, and the largest component in any case (empty if `mask` is).
+pub fn components_holding(mask: &Field<bool>, marker: &Field<bool>, share: f64) -> Field<bool> {
+    let n = mask.data.len();
+    let mut label = vec![0u32; n];
+    // per label (0: none): size, then marker cells
+    let mut stats: Vec<(usize, usize)> = vec![(0, 0)];
+    for start in 0..n {
+        if !mask.data[start] || label[start] != 0 {
+            continue;
+        }
+        let next = stats.len() as u32;
+        label[start] = next;
+        let size = flood(mask.dims, [start], |nb| {
+            let enter = mask.data[nb] && label[nb] == 0;
+            if enter {
+                label[nb] = next;
+            }
+            enter
+        });
+        stats.push((size, 0));
+    }
+    for (c, &l) in label.iter().enumerate() {
+        if l != 0 && marker.data[c] {
+            stats[l as usize].1 += 1;
+        }
+    }
+    let total: usize = stats.iter().map(|s| s.1).sum();
+    // the largest, the first of equals (as `largest_component`)
+    let largest = (1..stats.len()).max_by_key(|&l| (stats[l].0, std::cmp::Reverse(l)));
+    let keep: Vec<bool> = (0..stats.len())
+        .map(|l| {
+            l != 0
+                && (Some(l) == largest || (total > 0 && stats[l].1 as f64 >= share * total as f64))
+        })
+        .collect();
+    Field {
+        dims: mask.dims,
+        data: label.par_iter().map(|&l| keep[l as usize]).collect(),
+    }
+}
+
 /// The largest 6-connected component of `mask` (empty if `mask` is).
 pub fn largest_component(mask: &Field<bool>) -> Field<bool> {
     let n = mask.data.len();
@@ -456,6 +498,36 @@ pub fn boundary(mask: &Field<bool>, counts: impl Fn(usize) -> bool + Sync) -> Fi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two blobs: the largest is always kept, the smaller only when it holds the share of the
+    /// marked cells asked for.
+    #[test]
+    fn components_holding_keeps_the_largest_and_the_marked() {
+        let dims = [12, 5, 5];
+        let mut mask = Field::filled(dims, false);
+        let mut marker = Field::filled(dims, false);
+        for k in 1..4 {
+            for j in 1..4 {
+                for i in 1..6 {
+                    let c = mask.idx(i, j, k);
+                    mask.data[c] = true; // large: 45 cells
+                }
+                for i in 8..10 {
+                    let c = mask.idx(i, j, k);
+                    mask.data[c] = true; // small: 18 cells
+                    marker.data[c] = i == 8 && j == 2;
+                }
+            }
+        }
+        let large = mask.zip(&Field::from_cells(dims, |c| c % 12 < 7), |m, l| m && l);
+        // 3 marked cells, all in the small blob
+        assert_eq!(components_holding(&mask, &marker, 0.05), mask);
+        assert_eq!(
+            components_holding(&mask, &marker.map(|_| false), 0.05),
+            large
+        );
+        assert_eq!(largest_component(&mask), large);
+    }
 
     #[test]
     fn distance_matches_brute_force() {

@@ -17,7 +17,8 @@
 //! then removed with the soft tissue (privacy first; the brain is protected regardless).
 
 use crate::distance::{
-    close, dilate, distance_sq_within, erode, fill_holes, largest_component, reach_through,
+    close, components_holding, dilate, distance_sq_within, erode, fill_holes, largest_component,
+    reach_through,
 };
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
@@ -62,6 +63,12 @@ const RING_CLOSING_MM: f64 = 4.0;
 /// (see [`bridge_leaking_slices`]). Thick sagittal slices (4.8 mm) average the band at the
 /// sides of the head with the scalp over a few cm; 16 mm bridges those gaps.
 const BRIDGE_MM: [f64; 3] = [8.0, 12.0, 16.0];
+/// CT's bridges: bone is unambiguous there, so wider gaps (defects of the skull) are bridged
+/// too, still only in slices that leak and only where the bridged ring then holds the brain.
+const CT_BRIDGE_MM: [f64; 5] = [8.0, 12.0, 16.0, 24.0, 32.0];
+/// CT: a part of the enclosed space holding this share of the template brain's interior is the
+/// brain's (see [`SkullSurface::find`]).
+const CRANIAL_PART_SHARE: f64 = 0.05;
 /// The template brain's interior: deeper than this (mm) inside it. A skull found must enclose
 /// at least [`HELD_SHARE`] of it.
 const DEEP_BRAIN_MM: f64 = 8.0;
@@ -130,13 +137,37 @@ impl SkullSurface {
         // sutures, emissary foramina and partial volume leave gaps in the ring
         let ring = close(&bone, 4.0, sp);
         let enclosed = enclosed_in_axial_slices(&ring, head, in_view);
+        // A defect of the skull (burr hole, craniotomy, fracture) or bone too thin for the
+        // working grid opens the slice, and the outside would then reach in through it. Such
+        // slices take wider bridges, as in MRI, and wider still: the InVesalius head has a
+        // right frontal defect about 14 mm wide (below 150 HU at native resolution), 28 mm
+        // on the working grid, where the thin bone at its edges is lost too.
+        let deep = BrainInView::new(brain_hint, in_view, sp).deep;
+        let (ring, enclosed) = bridge_leaking_slices(
+            ring,
+            enclosed,
+            &bone,
+            head,
+            in_view,
+            &deep,
+            sp,
+            &CT_BRIDGE_MM,
+        );
         let near_brain = dilate(brain_hint, 20.0, sp);
+        // A defect wider than any bridge (a craniectomy) leaves slices open still: there the
+        // skull near the brain is closed by its convex hull, the gap's chord standing in for
+        // the missing bone, so the brain under it stays inside.
+        let skull_near_brain = ring.zip(&near_brain, |r, n| r && n);
+        let (enclosed, hulled) = hull_leaking_slices(&skull_near_brain, enclosed, &deep, in_view);
         let soft = img.values.map(|v| (-100.0..=150.0).contains(&v));
         let mut inside = enclosed.zip(&ring, |e, r| e && !r);
         inside = inside
             .zip(&near_brain, |a, b| a && b)
             .zip(&soft, |a, b| a && b);
-        let intracranial = largest_component(&inside);
+        // Slices whose ring stays open hold no inside and cut the space in two: every part
+        // holding a good share of the brain's interior is the brain's (the largest alone lost
+        // the whole cranium above a defect), while sinuses and orbits hold none of it.
+        let intracranial = components_holding(&inside, &deep, CRANIAL_PART_SHARE);
         let air = head.zip(in_view, |h, seen| !h && seen);
         let path = Field::from_cells(head.dims, |c| {
             head.data[c]
@@ -144,7 +175,19 @@ impl SkullSurface {
                 && !intracranial.data[c]
                 && CT_SOFT_HU.contains(&img.values.data[c])
         });
-        let exterior = reach_through(&air, &path, CT_EXTERIOR_MM, sp);
+        let mut exterior = reach_through(&air, &path, CT_EXTERIOR_MM, sp);
+        // Through a defect the outside reaches the brain beyond the hull's chord: in those
+        // slices the template's brain is not taken for exterior (the brain wins).
+        let plane = head.dims[0] * head.dims[1];
+        exterior
+            .data
+            .par_chunks_mut(plane)
+            .zip(brain_hint.data.par_chunks(plane))
+            .zip(&hulled)
+            .filter(|(_, &h)| h)
+            .for_each(|((ext, brain), _)| {
+                ext.iter_mut().zip(brain).for_each(|(e, &b)| *e = *e && !b);
+            });
         SkullSurface {
             modality: Modality::Ct,
             bone: Some(bone),
@@ -227,6 +270,7 @@ impl MriSkull {
                 in_view,
                 &brain_in_view.deep,
                 sp,
+                &BRIDGE_MM,
             );
             let close_to_brain =
                 to_brain.map(|d| d <= (INTRACRANIAL_REACH_MM * INTRACRANIAL_REACH_MM) as f32);
@@ -287,13 +331,108 @@ impl BrainInView {
     }
 }
 
+/// The leaking slices (see [`bridge_leaking_slices`]) whose space inside the convex hull of
+/// `skull` (the ring near the brain) in that slice holds the brain: that space is enclosed
+/// there. Other slices are left as they are. Also returns which slices took their hull.
+fn hull_leaking_slices(
+    skull: &Field<bool>,
+    enclosed: Field<bool>,
+    deep: &Field<bool>,
+    in_view: &Field<bool>,
+) -> (Field<bool>, Vec<bool>) {
+    let [nx, ny, _] = skull.dims;
+    let plane = nx * ny;
+    let holds = |enclosed: &[bool], deep: &[bool]| {
+        let n = deep.iter().filter(|&&d| d).count();
+        let held = deep.iter().zip(enclosed).filter(|(&d, &e)| d && e).count();
+        n == 0 || held as f64 >= HELD_SHARE * n as f64
+    };
+    let mut out = enclosed.data;
+    let hulled = out
+        .par_chunks_mut(plane)
+        .zip(skull.data.par_chunks(plane))
+        .zip(
+            deep.data
+                .par_chunks(plane)
+                .zip(in_view.data.par_chunks(plane)),
+        )
+        .map(|((enclosed, skull), (deep, seen))| {
+            if holds(enclosed, deep) {
+                return false;
+            }
+            let points: Vec<[i64; 2]> = (0..plane)
+                .filter(|&c| skull[c])
+                .map(|c| [(c % nx) as i64, (c / nx) as i64])
+                .collect();
+            let hull = convex_hull(points);
+            if hull.len() < 3 {
+                return false;
+            }
+            let filled: Vec<bool> = (0..plane)
+                .map(|c| {
+                    enclosed[c]
+                        || (seen[c] && inside_hull(&hull, [(c % nx) as i64, (c / nx) as i64]))
+                })
+                .collect();
+            let adopted = holds(&filled, deep);
+            if adopted {
+                enclosed.copy_from_slice(&filled);
+            }
+            adopted
+        })
+        .collect();
+    (
+        Field {
+            dims: skull.dims,
+            data: out,
+        },
+        hulled,
+    )
+}
+
+/// The convex hull of grid points, counter-clockwise, without collinear points (Andrew's
+/// monotone chain: a dozen lines, where a geometry crate would bring a dependency tree).
+fn convex_hull(mut points: Vec<[i64; 2]>) -> Vec<[i64; 2]> {
+    points.sort_unstable();
+    points.dedup();
+    if points.len() < 3 {
+        return points;
+    }
+    let half = |points: &mut dyn Iterator<Item = [i64; 2]>| {
+        let mut chain: Vec<[i64; 2]> = Vec::new();
+        for p in points {
+            while chain.len() >= 2 && cross(chain[chain.len() - 2], chain[chain.len() - 1], p) <= 0
+            {
+                chain.pop();
+            }
+            chain.push(p);
+        }
+        chain.pop();
+        chain
+    };
+    let mut hull = half(&mut points.iter().copied());
+    hull.extend(half(&mut points.iter().rev().copied()));
+    hull
+}
+
+/// `(a - o) × (b - o)`: positive when `o → a → b` turns counter-clockwise.
+fn cross(o: [i64; 2], a: [i64; 2], b: [i64; 2]) -> i64 {
+    (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+}
+
+/// Whether `p` lies in the counter-clockwise convex polygon `hull` (edges included).
+fn inside_hull(hull: &[[i64; 2]], p: [i64; 2]) -> bool {
+    (0..hull.len()).all(|e| cross(hull[e], hull[(e + 1) % hull.len()], p) >= 0)
+}
+
 /// Slices whose ring leaks: the flood from the outside reached most of the template brain's
 /// interior in them. A vein crossing the band (the confluence of the sinuses at the occiput, an
 /// emissary vein) or a band blurred by resampling leaves a gap wider than [`RING_CLOSING_MM`],
 /// and one gap opens the whole slice; so do thick slices, which average the band with the
 /// scalp where it runs across them. Those slices, and only those, take the ring closed with
-/// wider bridges, when that one holds the brain. The skull found is still refused unless it
-/// passes every test of [`check_plausible`].
+/// wider bridges (`bridges`, radii in mm, narrowest first), when that one holds the brain. The
+/// MRI skull found is still refused unless it passes every test of [`check_plausible`].
+#[allow(clippy::too_many_arguments)]
 fn bridge_leaking_slices(
     ring: Field<bool>,
     enclosed: Field<bool>,
@@ -302,6 +441,7 @@ fn bridge_leaking_slices(
     in_view: &Field<bool>,
     deep: &Field<bool>,
     sp: f64,
+    bridges: &[f64],
 ) -> (Field<bool>, Field<bool>) {
     let [nx, ny, nz] = ring.dims;
     let plane = nx * ny;
@@ -312,7 +452,7 @@ fn bridge_leaking_slices(
         n > 0 && (held as f64) < HELD_SHARE * n as f64
     };
     let (mut ring, mut enclosed) = (ring, enclosed);
-    for bridge in BRIDGE_MM {
+    for &bridge in bridges {
         let leaks: Vec<usize> = (0..nz).filter(|&k| leaking(&enclosed, k)).collect();
         if leaks.is_empty() {
             break;
@@ -634,6 +774,25 @@ fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hull of a filled square with a notch is its four corners, counter-clockwise; the
+    /// notch and the edges are inside it, points beyond an edge are not.
+    #[test]
+    fn convex_hull_closes_a_notched_square() {
+        let points: Vec<[i64; 2]> = (0..=10)
+            .flat_map(|x| (0..=10).map(move |y| [x, y]))
+            .filter(|&[x, y]| !(4..=6).contains(&x) || y < 7)
+            .collect();
+        let hull = convex_hull(points);
+        assert_eq!(hull, vec![[0, 0], [10, 0], [10, 10], [0, 10]]);
+        for p in [[5, 9], [0, 5], [10, 10], [5, 5]] {
+            assert!(inside_hull(&hull, p), "{p:?}");
+        }
+        for p in [[-1, 5], [5, 11], [11, 0]] {
+            assert!(!inside_hull(&hull, p), "{p:?}");
+        }
+        assert!(convex_hull(vec![[1, 1], [2, 2]]).len() < 3);
+    }
 
     /// The separable running extremes against the extreme over each clipped window, for both
     /// kinds, every axis length below, at and above the window.

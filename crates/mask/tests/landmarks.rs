@@ -117,6 +117,67 @@ fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// A craniectomy: the InVesalius CT with its bone (above 150 HU) turned to soft tissue (35 HU)
+/// within 35 mm of a point of the frontal bone, once over the frontal pole and once over the
+/// right frontal defect the scan already has. The outside air must not reach the brain through
+/// the opening: every brain landmark keeps the margin and the face is still removed. (Before
+/// the skull's ring was closed over such openings, the removal came within 2 mm of the frontal
+/// pole.)
+#[test]
+fn landmarks_hold_when_a_bone_flap_is_missing() {
+    let rel = "ct/invesalius_ct.nii.gz";
+    let vol = load(&[defacer_testkit::real(rel)])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/landmarks/invesalius_ct.json"),
+        )
+        .expect("readable"),
+    )
+    .expect("json");
+    let mut failures = Vec::new();
+    for centre in [[0.0, 72.0, 30.0], [35.0, 60.0, 30.0]] {
+        let (opened, removed) = without_bone_near(&vol, centre, 35.0);
+        assert!(
+            removed > 10_000,
+            "{removed} bone voxels turned to soft tissue"
+        );
+        let what = format!("{rel} without the bone within 35 mm of {centre:?}");
+        failures.extend(check(&what, &opened, &doc));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// `vol` with its bone (above 150 HU) within `radius_mm` of world point `centre` set to 35 HU,
+/// and how many voxels that was.
+fn without_bone_near(vol: &Volume, centre: [f64; 3], radius_mm: f64) -> (Volume, usize) {
+    let map = vol.voxel_map().expect("invertible");
+    let mut data = vol.frame_physical(0);
+    let mut removed = 0;
+    for ((i, j, k), v) in data.indexed_iter_mut() {
+        if *v > 150.0 {
+            let w = map.to_world([i as f64, j as f64, k as f64]);
+            let d2: f64 = (0..3).map(|a| (w[a] - centre[a]).powi(2)).sum();
+            if d2 < radius_mm * radius_mm {
+                *v = 35.0;
+                removed += 1;
+            }
+        }
+    }
+    let (nx, ny, nz) = data.dim();
+    let mut voxels = Array4::zeros((nx, ny, nz, 1).f());
+    voxels.index_axis_mut(Axis(3), 0).assign(&data);
+    let opened = Volume::synthetic(
+        Voxels::F32(voxels),
+        vol.affine,
+        Scaling::IDENTITY,
+        vol.modality,
+    );
+    (opened, removed)
+}
+
 /// The slices of `vol` lying at least `cut_mm` below the top of the head (the highest slice
 /// with tissue). Slices must run along world z, as in the heads used here.
 fn below_vertex(vol: &Volume, cut_mm: f64) -> Volume {
