@@ -63,9 +63,10 @@ const RING_CLOSING_MM: f64 = 4.0;
 /// (see [`bridge_leaking_slices`]). Thick sagittal slices (4.8 mm) average the band at the
 /// sides of the head with the scalp over a few cm; 16 mm bridges those gaps.
 const BRIDGE_MM: [f64; 3] = [8.0, 12.0, 16.0];
-/// CT's bridges: bone is unambiguous there, so wider gaps (defects of the skull) are bridged
-/// too, still only in slices that leak and only where the bridged ring then holds the brain.
-const CT_BRIDGE_MM: [f64; 5] = [8.0, 12.0, 16.0, 24.0, 32.0];
+/// CT's bridges. Wider gaps (defects of the skull) are closed by the hull (see
+/// [`SkullSurface::find`]): bridges of 24 and 32 mm closed the InVesalius defect as well, at
+/// about 0.1 s more.
+const CT_BRIDGE_MM: [f64; 3] = [8.0, 12.0, 16.0];
 /// CT: a part of the enclosed space holding this share of the template brain's interior is the
 /// brain's (see [`SkullSurface::find`]).
 const CRANIAL_PART_SHARE: f64 = 0.05;
@@ -139,9 +140,9 @@ impl SkullSurface {
         let enclosed = enclosed_in_axial_slices(&ring, head, in_view);
         // A defect of the skull (burr hole, craniotomy, fracture) or bone too thin for the
         // working grid opens the slice, and the outside would then reach in through it. Such
-        // slices take wider bridges, as in MRI, and wider still: the InVesalius head has a
-        // right frontal defect about 14 mm wide (below 150 HU at native resolution), 28 mm
-        // on the working grid, where the thin bone at its edges is lost too.
+        // slices take wider bridges, as in MRI (the InVesalius head has a right frontal
+        // defect about 14 mm wide below 150 HU at native resolution, 28 mm on the working
+        // grid, where the thin bone at its edges is lost too: wider than these bridges).
         let deep = BrainInView::new(brain_hint, in_view, sp).deep;
         let (ring, enclosed) = bridge_leaking_slices(
             ring,
@@ -154,7 +155,7 @@ impl SkullSurface {
             &CT_BRIDGE_MM,
         );
         let near_brain = dilate(brain_hint, 20.0, sp);
-        // A defect wider than any bridge (a craniectomy) leaves slices open still: there the
+        // A defect wider than the bridges (a craniectomy) leaves slices open still: there the
         // skull near the brain is closed by its convex hull, the gap's chord standing in for
         // the missing bone, so the brain under it stays inside.
         let skull_near_brain = ring.zip(&near_brain, |r, n| r && n);
