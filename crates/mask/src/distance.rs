@@ -289,18 +289,17 @@ fn flood(
     reached
 }
 
-/// The 6-connected components of `mask` holding at least `share` of the `marker` cells that lie
-/// in `mask`, and the largest component in any case (empty if `mask` is).
-pub fn components_holding(mask: &Field<bool>, marker: &Field<bool>, share: f64) -> Field<bool> {
+/// The 6-connected components of `mask`: each cell's label (0 outside `mask`, components
+/// numbered from 1 in the order of their first cell) and each label's size (index 0 unused).
+fn label_components(mask: &Field<bool>) -> (Vec<u32>, Vec<usize>) {
     let n = mask.data.len();
     let mut label = vec![0u32; n];
-    // per label (0: none): size, then marker cells
-    let mut stats: Vec<(usize, usize)> = vec![(0, 0)];
+    let mut sizes = vec![0usize];
     for start in 0..n {
         if !mask.data[start] || label[start] != 0 {
             continue;
         }
-        let next = stats.len() as u32;
+        let next = sizes.len() as u32;
         label[start] = next;
         let size = flood(mask.dims, [start], |nb| {
             let enter = mask.data[nb] && label[nb] == 0;
@@ -309,55 +308,51 @@ pub fn components_holding(mask: &Field<bool>, marker: &Field<bool>, share: f64) 
             }
             enter
         });
-        stats.push((size, 0));
+        sizes.push(size);
     }
-    for (c, &l) in label.iter().enumerate() {
-        if l != 0 && marker.data[c] {
-            stats[l as usize].1 += 1;
-        }
-    }
-    let total: usize = stats.iter().map(|s| s.1).sum();
-    // the largest, the first of equals (as `largest_component`)
-    let largest = (1..stats.len()).max_by_key(|&l| (stats[l].0, std::cmp::Reverse(l)));
-    let keep: Vec<bool> = (0..stats.len())
-        .map(|l| {
-            l != 0
-                && (Some(l) == largest || (total > 0 && stats[l].1 as f64 >= share * total as f64))
-        })
-        .collect();
+    (label, sizes)
+}
+
+/// The label of the largest component, the first of equals (`None` without components).
+fn largest_label(sizes: &[usize]) -> Option<usize> {
+    (1..sizes.len()).max_by_key(|&l| (sizes[l], std::cmp::Reverse(l)))
+}
+
+/// The cells whose label `keep` accepts.
+fn labelled(dims: [usize; 3], label: &[u32], keep: &[bool]) -> Field<bool> {
     Field {
-        dims: mask.dims,
+        dims,
         data: label.par_iter().map(|&l| keep[l as usize]).collect(),
     }
 }
 
+/// The 6-connected components of `mask` holding at least `share` of the `marker` cells that lie
+/// in `mask`, and the largest component in any case (empty if `mask` is).
+pub fn components_holding(mask: &Field<bool>, marker: &Field<bool>, share: f64) -> Field<bool> {
+    let (label, sizes) = label_components(mask);
+    let mut marked = vec![0usize; sizes.len()];
+    for (c, &l) in label.iter().enumerate() {
+        if l != 0 && marker.data[c] {
+            marked[l as usize] += 1;
+        }
+    }
+    let total: usize = marked.iter().sum();
+    let largest = largest_label(&sizes);
+    let keep: Vec<bool> = (0..sizes.len())
+        .map(|l| {
+            l != 0
+                && (Some(l) == largest || (total > 0 && marked[l] as f64 >= share * total as f64))
+        })
+        .collect();
+    labelled(mask.dims, &label, &keep)
+}
+
 /// The largest 6-connected component of `mask` (empty if `mask` is).
 pub fn largest_component(mask: &Field<bool>) -> Field<bool> {
-    let n = mask.data.len();
-    let mut label = vec![0u32; n];
-    let mut best = (0usize, 0u32);
-    let mut next = 0u32;
-    for start in 0..n {
-        if !mask.data[start] || label[start] != 0 {
-            continue;
-        }
-        next += 1;
-        label[start] = next;
-        let size = flood(mask.dims, [start], |nb| {
-            let enter = mask.data[nb] && label[nb] == 0;
-            if enter {
-                label[nb] = next;
-            }
-            enter
-        });
-        if size > best.0 {
-            best = (size, next);
-        }
-    }
-    Field {
-        dims: mask.dims,
-        data: label.par_iter().map(|&l| l != 0 && l == best.1).collect(),
-    }
+    let (label, sizes) = label_components(mask);
+    let largest = largest_label(&sizes);
+    let keep: Vec<bool> = (0..sizes.len()).map(|l| Some(l) == largest).collect();
+    labelled(mask.dims, &label, &keep)
 }
 
 /// Cells not in `mask` that cannot reach the grid border without crossing `mask` (6-connected

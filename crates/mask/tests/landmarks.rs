@@ -99,15 +99,7 @@ fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
         let vol = load(&[defacer_testkit::real(rel)])
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
-        let doc: Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../testdata/landmarks")
-                    .join(marks),
-            )
-            .expect("readable"),
-        )
-        .expect("json");
+        let doc = landmarks_doc(marks);
         for cut_mm in [35.0, 50.0] {
             let cropped = below_vertex(&vol, cut_mm);
             let what = format!("{rel} without its top {cut_mm} mm");
@@ -129,14 +121,7 @@ fn landmarks_hold_when_a_bone_flap_is_missing() {
     let vol = load(&[defacer_testkit::real(rel)])
         .unwrap_or_else(|e| panic!("{e}"))
         .remove(0);
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../testdata/landmarks/invesalius_ct.json"),
-        )
-        .expect("readable"),
-    )
-    .expect("json");
+    let doc = landmarks_doc("invesalius_ct.json");
     let mut failures = Vec::new();
     for centre in [[0.0, 72.0, 30.0], [35.0, 60.0, 30.0]] {
         let (opened, removed) = without_bone_near(&vol, centre, 35.0);
@@ -148,6 +133,14 @@ fn landmarks_hold_when_a_bone_flap_is_missing() {
         failures.extend(check(&what, &opened, &doc));
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The landmark file `name` of testdata/landmarks.
+fn landmarks_doc(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/landmarks")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("json")
 }
 
 /// `vol` with its bone (above 150 HU) within `radius_mm` of world point `centre` set to 35 HU,
