@@ -397,7 +397,7 @@ fn deface_volume(
         Source::Dicom(d) => {
             rep.dicom_header_changes = d.identifying_fields(&opts.deidentification);
         }
-        Source::Synthetic => {}
+        Source::Synthetic | Source::OnGridOf(_) => {}
     }
     if let (Some(dir), Some(before)) = (&sides.qc, &original) {
         let t = Instant::now();
@@ -433,12 +433,7 @@ fn write_qc(
 /// The region the method may change, as a uint8 NIfTI (1 = may change) on the input's grid.
 fn write_mask(vol: &Volume, change: &ndarray::Array3<bool>, path: &Path) -> Result<()> {
     let data = change.mapv(|m| m as u8).insert_axis(ndarray::Axis(3));
-    let mask = Volume::synthetic(
-        Voxels::U8(data),
-        vol.affine,
-        Scaling::IDENTITY,
-        vol.modality,
-    );
+    let mask = vol.on_same_grid(Voxels::U8(data), Scaling::IDENTITY);
     create_parent(path)?;
     let opts = SaveOptions {
         description: "defacer: voxels the method may change".into(),

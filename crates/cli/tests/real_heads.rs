@@ -10,7 +10,7 @@ mod support;
 use support::{defacer, s, stderr};
 
 use defacer_testkit::{landmarks, real, scratch};
-use defacer_volume::{load, Volume};
+use defacer_volume::{load, Source, Volume};
 
 const FACIAL: [&str; 7] = [
     "nose_tip",
@@ -107,6 +107,14 @@ fn every_method_keeps_the_invariants(landmark_file: &str, brain: Option<&str>) {
         assert_eq!(mask.dims()[..3], original.dims()[..3], "{rel} {method}");
         let dm = (original.affine.0 - mask.affine.0).amax();
         assert!(dm < 1e-4, "{rel} {method}: mask affine differs by {dm}");
+        // Tools that compare qform and sform codes (FSL) take the mask as on the input's grid.
+        if let (Source::Nifti(a), Source::Nifti(b)) = (&original.source, &mask.source) {
+            assert_eq!(
+                a.geometry(),
+                b.geometry(),
+                "{rel} {method}: the mask's codes, quaternion or pixdim differ from the input's"
+            );
+        }
 
         let (changed, outside) = changes(&original, &written, &mask);
         assert_eq!(

@@ -60,6 +60,23 @@ impl Volume {
             source: Source::Synthetic,
         }
     }
+    /// A volume made in memory on this volume's grid (a mask of it): same affine and slice
+    /// positions. Saved as a new NIfTI-1 file; when this volume was read from NIfTI, that file
+    /// keeps its qform and sform codes, quaternion and pixdim.
+    pub fn on_same_grid(&self, voxels: Voxels, scaling: Scaling) -> Self {
+        Volume {
+            voxels,
+            affine: self.affine,
+            slice_positions: self.slice_positions.clone(),
+            scaling,
+            modality: self.modality,
+            source: match &self.source {
+                Source::Nifti(n) => Source::OnGridOf(n.geometry()),
+                Source::OnGridOf(g) => Source::OnGridOf(*g),
+                Source::Dicom(_) | Source::Synthetic => Source::Synthetic,
+            },
+        }
+    }
     pub fn dims(&self) -> [usize; 4] {
         self.voxels.dims()
     }
@@ -86,7 +103,7 @@ impl Volume {
         match &self.source {
             Source::Nifti(n) => n.format_name(),
             Source::Dicom(_) => "dicom",
-            Source::Synthetic => "synthetic",
+            Source::Synthetic | Source::OnGridOf(_) => "synthetic",
         }
     }
     /// The file (NIfTI) or first file of the series (DICOM) this came from.
@@ -94,7 +111,7 @@ impl Volume {
         match &self.source {
             Source::Nifti(n) => &n.path,
             Source::Dicom(d) => d.path(),
-            Source::Synthetic => Path::new("<memory>"),
+            Source::Synthetic | Source::OnGridOf(_) => Path::new("<memory>"),
         }
     }
 }
@@ -106,6 +123,8 @@ pub enum Source {
     Dicom(dicom::DicomSeries),
     /// Made in memory, not read from a file.
     Synthetic,
+    /// Made in memory on the grid of a NIfTI file, whose placement it is saved with.
+    OnGridOf(nifti::Geometry),
 }
 
 /// Options for [`save`].
@@ -154,6 +173,6 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     match &vol.source {
         Source::Nifti(_) => nifti::save(vol, out, opts),
         Source::Dicom(_) => dicom::save(vol, out, opts),
-        Source::Synthetic => nifti::save(vol, out, opts),
+        Source::Synthetic | Source::OnGridOf(_) => nifti::save(vol, out, opts),
     }
 }

@@ -123,6 +123,21 @@ pub struct NewHeader {
     pub scl_inter: f64,
     /// The first three rows of the affine.
     pub srow: [[f64; 4]; 3],
+    /// Placement copied from the file whose grid this is; `None`: sform code 2, qform unset.
+    pub geometry: Option<Geometry>,
+}
+
+/// How a NIfTI file says where its voxels are: the qform and sform codes, the quaternion and
+/// pixdim. A file written on the grid of another (a mask) carries these unchanged, so that
+/// tools that compare codes as well as matrices (FSL, for one) take the two as aligned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    pub qform_code: i64,
+    pub sform_code: i64,
+    /// quatern_b, quatern_c, quatern_d, qoffset_x, qoffset_y, qoffset_z.
+    pub quatern: [f64; 6],
+    /// pixdim\[0\] (qfac) to pixdim\[3\].
+    pub pixdim: [f64; 4],
 }
 
 /// A parsed NIfTI header with the raw block it came from.
@@ -239,6 +254,18 @@ impl NiftiHeader {
     pub fn qoffset(&self) -> [f64; 3] {
         std::array::from_fn(|i| self.float_at(self.layout().quatern, 3 + i))
     }
+    /// Where this header places its voxels (see [`Geometry`]).
+    pub fn geometry(&self) -> Geometry {
+        let [b, c, d] = self.quatern();
+        let [x, y, z] = self.qoffset();
+        let p = self.pixdim();
+        Geometry {
+            qform_code: self.qform_code(),
+            sform_code: self.sform_code(),
+            quatern: [b, c, d, x, y, z],
+            pixdim: [p[0], p[1], p[2], p[3]],
+        }
+    }
     /// srow_x, srow_y, srow_z.
     pub fn srow(&self) -> [[f64; 4]; 3] {
         std::array::from_fn(|r| {
@@ -297,8 +324,10 @@ impl NiftiHeader {
         h.raw
     }
 
-    /// A new little-endian NIfTI-1 header for a volume made in memory: sform (code 2, aligned)
-    /// holds the affine, qform is left unset (code 0), pixdim holds the voxel sizes.
+    /// A new little-endian NIfTI-1 header for a volume made in memory: sform holds the affine.
+    /// With [`NewHeader::geometry`] the codes, quaternion and pixdim are those given; without,
+    /// the sform is code 2 (aligned), qform is left unset (code 0), pixdim holds the voxel
+    /// sizes.
     pub fn new_nifti1(new: &NewHeader, single_file: bool) -> NiftiHeader {
         let l = &NIFTI1;
         let mut h = NiftiHeader {
@@ -330,6 +359,16 @@ impl NiftiHeader {
         for (r, row) in new.srow.iter().enumerate() {
             for (c, &v) in row.iter().enumerate() {
                 h.set_float(l.srow, 4 * r + c, v);
+            }
+        }
+        if let Some(g) = &new.geometry {
+            h.set_int(l.qform_code, 0, g.qform_code);
+            h.set_int(l.sform_code, 0, g.sform_code);
+            for (i, &q) in g.quatern.iter().enumerate() {
+                h.set_float(l.quatern, i, q);
+            }
+            for (i, &p) in g.pixdim.iter().enumerate() {
+                h.set_float(l.pixdim, i, p);
             }
         }
         let magic: &[u8; 4] = if single_file { b"n+1\0" } else { b"ni1\0" };

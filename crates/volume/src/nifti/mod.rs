@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use files::Files;
-pub use header::{ByteOrder, NiftiHeader, Version};
+pub use header::{ByteOrder, Geometry, NiftiHeader, Version};
 pub use xform::XformSource;
 
 use crate::{Affine, DataType, Error, Modality, Result, SaveOptions, Scaling, Source, Volume};
@@ -86,6 +86,10 @@ pub struct Extension {
 
 impl NiftiSource {
     /// `nifti1` or `nifti2`.
+    /// Where the file places its voxels: its qform and sform codes, quaternion and pixdim.
+    pub fn geometry(&self) -> Geometry {
+        self.read.header.geometry()
+    }
     pub fn format_name(&self) -> &'static str {
         match self.read.header.version() {
             Version::One => "nifti1",
@@ -414,7 +418,8 @@ fn scaling(h: &NiftiHeader) -> Result<Scaling, String> {
 pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
     match &vol.source {
         Source::Nifti(src) => save_as_read(vol, src, out, opts),
-        Source::Synthetic => save_new(vol, out, opts),
+        Source::Synthetic => save_new(vol, None, out, opts),
+        Source::OnGridOf(g) => save_new(vol, Some(*g), out, opts),
         Source::Dicom(_) => Err(Error::unsupported(
             out,
             "volumes read from DICOM are saved as DICOM, not NIfTI",
@@ -468,8 +473,15 @@ fn save_as_read(vol: &Volume, src: &NiftiSource, out: &Path, opts: &SaveOptions)
 }
 
 /// A volume made in memory: a fresh little-endian NIfTI-1 file (or pair, by the output name),
-/// with the affine in the sform (code 2, aligned) and qform code 0, as nibabel writes new images.
-fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
+/// with the affine in the sform. On the grid of a NIfTI file its codes, quaternion and pixdim
+/// are that file's; otherwise sform code 2 (aligned) and qform code 0, as nibabel writes new
+/// images.
+fn save_new(
+    vol: &Volume,
+    geometry: Option<Geometry>,
+    out: &Path,
+    opts: &SaveOptions,
+) -> Result<()> {
     vol.affine.validate().map_err(|p| Error::invalid(out, p))?;
     if let Some(d) = vol.dims().iter().find(|&&d| d > i16::MAX as usize) {
         let p = format!("a dimension of {d} voxels does not fit a NIfTI-1 header");
@@ -485,6 +497,7 @@ fn save_new(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
         scl_slope: vol.scaling.slope,
         scl_inter: vol.scaling.intercept,
         srow: [m[0], m[1], m[2]],
+        geometry,
     };
     let data = samples::encode(&vol.voxels, ByteOrder::Little);
     let no_extensions = [0u8; 4];
