@@ -2,8 +2,10 @@
 //! of view (CT table and head holder, frames, markers, noise) cut away.
 
 use crate::distance::{close, dilate, fill_holes, largest_component, open};
+use crate::filter::local_mean;
 use crate::grid::{Field, WorkingImage};
 use defacer_volume::Modality;
+use std::borrow::Cow;
 
 /// Tissue inside the skin (holes such as sinuses, ventricles and a dark skull filled).
 #[derive(Debug, Clone)]
@@ -22,25 +24,39 @@ const CLOSING_MM: f64 = 4.0;
 
 impl HeadMask {
     pub fn find(img: &WorkingImage, modality: Modality) -> Option<HeadMask> {
-        let inside: Vec<f32> = img
-            .values
-            .data
-            .iter()
-            .zip(&img.in_fov.data)
-            .filter(|(_, &v)| v)
-            .map(|(&x, _)| x)
-            .collect();
+        let in_view = |values: &Field<f32>| -> Vec<f32> {
+            values
+                .data
+                .iter()
+                .zip(&img.in_fov.data)
+                .filter(|(_, &v)| v)
+                .map(|(&x, _)| x)
+                .collect()
+        };
+        let inside = in_view(&img.values);
         if inside.len() < 1000 {
             return None;
         }
-        let threshold = match modality {
-            Modality::Ct => CT_SKIN_HU,
-            _ => mri_threshold(&inside)?,
+        let (values, threshold) = match modality {
+            Modality::Ct => (Cow::Borrowed(&img.values), CT_SKIN_HU),
+            _ => {
+                let t = mri_threshold(&inside)?;
+                if t.set_by_noise {
+                    // Air noise reaches the level of dim skin cell by cell (Rician noise of 8 %
+                    // of white matter, an offset background): taken as it is, the threshold
+                    // cut into the scalp and the fit then placed the brain too deep. Averaged
+                    // over 3×3×3 cells (within the field of view) the noise is five times
+                    // smaller, and air and skin part again.
+                    let smoothed = local_mean(&img.values, &img.in_fov, 1);
+                    let t = mri_threshold(&in_view(&smoothed))?;
+                    (Cow::Owned(smoothed), t.value)
+                } else {
+                    (Cow::Borrowed(&img.values), t.value)
+                }
+            }
         };
         let sp = img.grid.spacing;
-        let raw = img
-            .values
-            .zip(&img.in_fov, |v, ok| ok && v as f64 > threshold);
+        let raw = values.zip(&img.in_fov, |v, ok| ok && v as f64 > threshold);
         let opened = open(&raw, OPENING_MM.max(sp), sp);
         let main = largest_component(&opened);
         if main.count() == 0 {
@@ -63,7 +79,7 @@ impl HeadMask {
 /// 99.5th percentile, lowered towards the background (to 35 %): Otsu on a head separates dark from bright
 /// tissue as readily as air from tissue (T2: CSF and eyes against the rest), and skin is dim. The
 /// threshold is never below the noise floor (3× the background median absolute level).
-fn mri_threshold(values: &[f32]) -> Option<f64> {
+fn mri_threshold(values: &[f32]) -> Option<Threshold> {
     let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
@@ -114,5 +130,15 @@ fn mri_threshold(values: &[f32]) -> Option<f64> {
         *below.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1 as f64
     };
     let noise = (bg - lo).abs() * 3.0 + lo;
-    Some((lo + (otsu - lo) * 0.35).max(noise))
+    let tissue = lo + (otsu - lo) * 0.35;
+    Some(Threshold {
+        value: tissue.max(noise),
+        set_by_noise: noise > tissue,
+    })
+}
+
+/// The MRI air/tissue threshold and whether the background's noise floor set it.
+struct Threshold {
+    value: f64,
+    set_by_noise: bool,
 }

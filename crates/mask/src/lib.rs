@@ -25,6 +25,7 @@
 pub mod brain;
 pub mod distance;
 pub mod face;
+pub mod filter;
 pub mod grid;
 pub mod head;
 pub mod phantom;
