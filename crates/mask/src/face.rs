@@ -2,8 +2,37 @@
 //! to the subject, minus the protected brain.
 
 use crate::brain::ProtectedBrain;
-use crate::grid::Field;
-use crate::template::label;
+use crate::grid::{Field, WorkingGrid};
+use crate::template::{label, Template};
+use nalgebra::{Matrix4, Vector4};
+
+/// Radius (mm) of the ball around each of the template's eyes, as fitted, in which MRI voxels
+/// are never taken for bone. In T1 the vitreous is as dark as cortical bone: on copies of the
+/// Philips head with a raised, noisy background or 5 mm axial slabs the globes were kept as
+/// bone and the eyes left in place. The globe's radius is about 12 mm; the orbital rims lie
+/// 18–20 mm from its centre and stay bone.
+pub const GLOBE_RADIUS_MM: f64 = 14.0;
+
+/// The cells of `grid` within [`GLOBE_RADIUS_MM`] of the template's eyes mapped by `fit`
+/// (template world → subject world).
+pub fn globes(template: &Template, fit: &Matrix4<f64>, grid: WorkingGrid) -> Field<bool> {
+    let centres: Vec<[f64; 3]> = ["eye_left", "eye_right"]
+        .iter()
+        .filter_map(|name| template.landmarks.get(*name))
+        .map(|p| {
+            let w = fit * Vector4::new(p[0], p[1], p[2], 1.0);
+            [w[0], w[1], w[2]]
+        })
+        .collect();
+    let r2 = GLOBE_RADIUS_MM * GLOBE_RADIUS_MM;
+    let [nx, ny, _] = grid.dims;
+    Field::from_cells(grid.dims, |c| {
+        let w = grid.world(c % nx, (c / nx) % ny, c / (nx * ny));
+        centres
+            .iter()
+            .any(|e| (0..3).map(|a| (w[a] - e[a]).powi(2)).sum::<f64>() <= r2)
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct FaceRegion {

@@ -449,8 +449,20 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
 
     let t = Instant::now();
     let keep_bone = skull.found() && !remove_bone;
+    // CT bone is bone by its density; MRI's dark band may take in the dark vitreous
+    let globes = (modality != Modality::Ct && skull.found())
+        .then(|| face::globes(Template::embedded(), &fit.matrix, img.grid));
     let native = to_native(
-        vol, img, labels, &head.mask, region, brain, skull, opts.ears, keep_bone,
+        vol,
+        img,
+        labels,
+        &head.mask,
+        region,
+        brain,
+        skull,
+        globes.as_ref(),
+        opts.ears,
+        keep_bone,
     );
     timings.native = ms(t);
 
@@ -765,6 +777,7 @@ fn to_native(
     region: &FaceRegion,
     brain: &ProtectedBrain,
     skull: &SkullSurface,
+    globes: Option<&Field<bool>>,
     ears: bool,
     keep_bone: bool,
 ) -> NativeMasks {
@@ -775,6 +788,8 @@ fn to_native(
     const TEMPLATE_HEAD: u8 = 16;
     const BONE: u8 = 32;
     const INTRACRANIAL: u8 = 64;
+    // not a mask of its own: where no voxel is taken for bone
+    const GLOBE: u8 = 128;
     let [nx, ny, nz, _] = vol.dims();
     let cell: Vec<u8> = (0..labels.data.len())
         .into_par_iter()
@@ -789,6 +804,7 @@ fn to_native(
                     skull.intracranial.as_ref().is_some_and(|f| f.data[c]),
                     INTRACRANIAL,
                 )
+                | bit(globes.is_some_and(|g| g.data[c]), GLOBE)
         })
         .collect();
     // Bone is kept at native resolution, where it is sharp.
@@ -839,7 +855,8 @@ fn to_native(
                 if let Some(v) = &phys {
                     let at = i + nx * (j + ny * k);
                     let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
-                    if code & HEAD != 0 && skull.is_native_bone(near, v[at], smoothed) {
+                    if code & (HEAD | GLOBE) == HEAD && skull.is_native_bone(near, v[at], smoothed)
+                    {
                         code |= BONE;
                         if keep_bone {
                             code &= !(FACE | EARS);
