@@ -180,7 +180,11 @@ fn landmarks_hold_on_a_noisy_background() {
             ]
         } else {
             vec![
-                ("offset 10 %, noise 3 %", Noise::Offset(0.1 * wm, 0.03 * wm), 1.0),
+                (
+                    "offset 10 %, noise 3 %",
+                    Noise::Offset(0.1 * wm, 0.03 * wm),
+                    1.0,
+                ),
                 ("zero-mean noise 3 %", Noise::Gaussian(0.03 * wm), 1.0),
                 (
                     "zero-mean noise 3 %, white matter at 100 000",
