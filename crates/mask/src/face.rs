@@ -25,13 +25,29 @@ pub fn globes(template: &Template, fit: &Matrix4<f64>, grid: WorkingGrid) -> Fie
         })
         .collect();
     let r2 = GLOBE_RADIUS_MM * GLOBE_RADIUS_MM;
-    let [nx, ny, _] = grid.dims;
-    Field::from_cells(grid.dims, |c| {
-        let w = grid.world(c % nx, (c / nx) % ny, c / (nx * ny));
-        centres
-            .iter()
-            .any(|e| (0..3).map(|a| (w[a] - e[a]).powi(2)).sum::<f64>() <= r2)
-    })
+    let mut inside = Field::filled(grid.dims, false);
+    // only the cells of each ball's bounding box are looked at
+    for e in &centres {
+        let g = grid.to_grid(*e);
+        let reach = GLOBE_RADIUS_MM / grid.spacing;
+        let span = |a: usize| {
+            let lo = (g[a] - reach).ceil().max(0.0) as usize;
+            let hi = ((g[a] + reach).floor() + 1.0).clamp(0.0, grid.dims[a] as f64) as usize;
+            lo..hi
+        };
+        for k in span(2) {
+            for j in span(1) {
+                for i in span(0) {
+                    let w = grid.world(i, j, k);
+                    if (0..3).map(|a| (w[a] - e[a]).powi(2)).sum::<f64>() <= r2 {
+                        let c = inside.idx(i, j, k);
+                        inside.data[c] = true;
+                    }
+                }
+            }
+        }
+    }
+    inside
 }
 
 #[derive(Debug, Clone)]

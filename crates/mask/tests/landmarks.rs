@@ -260,17 +260,17 @@ fn with_noise(vol: &Volume, noise: Noise, scale: f64, seed: u64) -> Volume {
             Noise::Gaussian(s) => v + s * normal(),
         } as f32;
     }
-    let (nx, ny, nz) = data.dim();
-    let mut voxels = Array4::zeros((nx, ny, nz, 1).f());
-    voxels.index_axis_mut(Axis(3), 0).assign(&data);
-    let mut noisy = Volume::synthetic(
-        Voxels::F32(voxels),
-        vol.affine,
-        Scaling::IDENTITY,
-        Modality::Unknown,
-    );
+    let mut noisy = float_volume(&data, vol.affine, Modality::Unknown);
     noisy.slice_positions = vol.slice_positions.clone();
     noisy
+}
+
+/// A volume of physical values `data` (f32, no scaling) placed by `affine`.
+fn float_volume(data: &Array3<f32>, affine: Affine, modality: Modality) -> Volume {
+    let (nx, ny, nz) = data.dim();
+    let mut voxels = Array4::zeros((nx, ny, nz, 1).f());
+    voxels.index_axis_mut(Axis(3), 0).assign(data);
+    Volume::synthetic(Voxels::F32(voxels), affine, Scaling::IDENTITY, modality)
 }
 
 /// The landmark file `name` of testdata/landmarks.
@@ -297,16 +297,7 @@ fn without_bone_near(vol: &Volume, centre: [f64; 3], radius_mm: f64) -> (Volume,
             }
         }
     }
-    let (nx, ny, nz) = data.dim();
-    let mut voxels = Array4::zeros((nx, ny, nz, 1).f());
-    voxels.index_axis_mut(Axis(3), 0).assign(&data);
-    let opened = Volume::synthetic(
-        Voxels::F32(voxels),
-        vol.affine,
-        Scaling::IDENTITY,
-        vol.modality,
-    );
-    (opened, removed)
+    (float_volume(&data, vol.affine, vol.modality), removed)
 }
 
 /// The slices of `vol` lying at least `cut_mm` below the top of the head (the highest slice
@@ -333,18 +324,10 @@ fn below_vertex(vol: &Volume, cut_mm: f64) -> Volume {
     let keep: Vec<usize> = (0..nz).filter(|&k| z(k) <= top - cut_mm).collect();
     let (k0, k1) = (keep[0], keep[keep.len() - 1]);
     let part = data.slice(s![.., .., k0..=k1]).to_owned();
-    let (nx, ny, nk) = part.dim();
-    let mut voxels = Array4::zeros((nx, ny, nk, 1).f());
-    voxels.index_axis_mut(Axis(3), 0).assign(&part);
     let mut m = a;
     let origin = vol.affine.voxel_to_world([0.0, 0.0, k0 as f64]);
     for r in 0..3 {
         m[(r, 3)] = origin[r];
     }
-    Volume::synthetic(
-        Voxels::F32(voxels),
-        Affine(m),
-        Scaling::IDENTITY,
-        vol.modality,
-    )
+    float_volume(&part, Affine(m), vol.modality)
 }
