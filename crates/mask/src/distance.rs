@@ -397,24 +397,43 @@ pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
 /// `passable` cells only: a geodesic distance, propagated in order of distance (Dijkstra) over
 /// the 26 neighbours with their true step lengths, so that it is nearly the same whichever way
 /// the grid is turned (6-neighbour steps would overstate diagonal paths by up to √3).
+///
+/// The queue is a bucket per cell of distance (Dial's): no step is shorter than a cell, so a
+/// cell taken from bucket `b` only ever improves cells in later buckets, every cell of a bucket
+/// is final when the bucket is reached, and the order within a bucket does not matter. Each
+/// distance is the same float sum as a binary heap's Dijkstra gives, at a fraction of the cost.
 pub fn reach_through(
     seeds: &Field<bool>,
     passable: &Field<bool>,
     radius_mm: f64,
     spacing: f64,
 ) -> Field<bool> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
     let [nx, ny, nz] = seeds.dims;
     let limit = (radius_mm / spacing) as f32;
     let mut dist = vec![f32::INFINITY; seeds.data.len()];
-    let mut heap = BinaryHeap::new();
+    let mut buckets: Vec<Vec<(u32, f32)>> = vec![Vec::new(); limit.max(0.0) as usize + 1];
     for (c, &s) in seeds.data.iter().enumerate() {
         if s {
             dist[c] = 0.0;
-            heap.push(Reverse((0u32, c)));
         }
     }
+    // A seed leads anywhere only through a passable neighbour: the others are not queued (most
+    // seeds are air far from the head).
+    buckets[0] = (0..seeds.data.len())
+        .into_par_iter()
+        .filter(|&c| {
+            seeds.data[c] && {
+                let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)];
+                (k.saturating_sub(1)..(k + 2).min(nz)).any(|e| {
+                    (j.saturating_sub(1)..(j + 2).min(ny)).any(|b| {
+                        (i.saturating_sub(1)..(i + 2).min(nx))
+                            .any(|a| passable.data[a + nx * (b + ny * e)])
+                    })
+                })
+            }
+        })
+        .map(|c| (c as u32, 0.0))
+        .collect();
     let steps: Vec<([isize; 3], f32)> = (0..27)
         .filter(|&n| n != 13)
         .map(|n| {
@@ -423,23 +442,31 @@ pub fn reach_through(
             (o, len)
         })
         .collect();
-    // Distances are ordered through their bit patterns: non-negative floats sort as integers.
-    while let Some(Reverse((bits, c))) = heap.pop() {
-        let d = f32::from_bits(bits);
-        if d > dist[c] {
-            continue;
-        }
-        let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
-        for &(o, len) in &steps {
-            let (a, b, e) = (i + o[0], j + o[1], k + o[2]);
-            if a < 0 || b < 0 || e < 0 || a >= nx as isize || b >= ny as isize || e >= nz as isize {
+    for b in 0..buckets.len() {
+        let bucket = std::mem::take(&mut buckets[b]);
+        for (c, d) in bucket {
+            let c = c as usize;
+            if d > dist[c] {
                 continue;
             }
-            let nb = a as usize + nx * (b as usize + ny * e as usize);
-            let nd = d + len;
-            if passable.data[nb] && nd <= limit && nd < dist[nb] {
-                dist[nb] = nd;
-                heap.push(Reverse((nd.to_bits(), nb)));
+            let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
+            for &(o, len) in &steps {
+                let (a, e, f) = (i + o[0], j + o[1], k + o[2]);
+                if a < 0
+                    || e < 0
+                    || f < 0
+                    || a >= nx as isize
+                    || e >= ny as isize
+                    || f >= nz as isize
+                {
+                    continue;
+                }
+                let nb = a as usize + nx * (e as usize + ny * f as usize);
+                let nd = d + len;
+                if passable.data[nb] && nd <= limit && nd < dist[nb] {
+                    dist[nb] = nd;
+                    buckets[nd as usize].push((nb as u32, nd));
+                }
             }
         }
     }
