@@ -646,4 +646,56 @@ mod tests {
         shell.data[open_at] = false;
         assert_eq!(fill_holes(&shell).count(), 97);
     }
+
+    /// The geodesic reach against relaxation to a fixed point (Bellman–Ford): the same cells,
+    /// whatever the queue.
+    #[test]
+    fn reach_through_is_the_geodesic_ball() {
+        for seed in 1..6 {
+            let dims = [21, 18, 16];
+            let seeds = blobs(dims, seed);
+            let walls = blobs(dims, seed + 100);
+            let passable = Field::from_cells(dims, |c| !seeds.data[c] && !walls.data[c]);
+            let steps: Vec<([isize; 3], f32)> = (0..27)
+                .filter(|&n| n != 13)
+                .map(|n| {
+                    let o = [n % 3, (n / 3) % 3, n / 9].map(|x| x as isize - 1);
+                    (o, ((o[0] * o[0] + o[1] * o[1] + o[2] * o[2]) as f32).sqrt())
+                })
+                .collect();
+            let mut dist: Vec<f32> = seeds
+                .data
+                .iter()
+                .map(|&s| if s { 0.0 } else { f32::INFINITY })
+                .collect();
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for c in 0..dist.len() {
+                    if !passable.data[c] {
+                        continue;
+                    }
+                    let [i, j, k] = seeds.coords(c).map(|x| x as isize);
+                    for &(o, len) in &steps {
+                        let n = [i + o[0], j + o[1], k + o[2]];
+                        if (0..3).any(|a| n[a] < 0 || n[a] >= dims[a] as isize) {
+                            continue;
+                        }
+                        let nb = seeds.idx(n[0] as usize, n[1] as usize, n[2] as usize);
+                        if dist[nb] + len < dist[c] {
+                            dist[c] = dist[nb] + len;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            for (radius, spacing) in [(6.0, 2.0), (9.0, 1.5), (4.5, 1.0)] {
+                let limit = (radius / spacing) as f32;
+                let reached = reach_through(&seeds, &passable, radius, spacing);
+                let expected = Field::from_cells(dims, |c| !seeds.data[c] && dist[c] <= limit);
+                assert!(expected.count() > 20, "seed {seed}: a trivial case");
+                assert_eq!(reached, expected, "seed {seed} radius {radius}");
+            }
+        }
+    }
 }

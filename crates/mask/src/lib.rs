@@ -70,11 +70,16 @@ pub struct DefaceOptions {
     pub remove_bone: bool,
     /// Modality override; `None` uses the volume's, or guesses from intensities.
     pub modality: Option<Modality>,
-    /// Working grid spacing (mm).
+    /// Working grid spacing (mm), at least [`MIN_WORKING_MM`].
     pub working_mm: f64,
     /// Largest acceptable mean skin distance (mm) of the template fit.
     pub max_fit_distance_mm: f64,
 }
+
+/// The finest working grid (mm): finer grids cost memory as the cube of the spacing and
+/// resolve nothing the template's 1 mm labels do not; and the fit's coded skin distance has
+/// room for the distinct distances of grids this fine (about 1450 of 32 767).
+pub const MIN_WORKING_MM: f64 = 0.5;
 
 impl Default for DefaceOptions {
     fn default() -> Self {
@@ -294,10 +299,11 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
     let map = vol
         .voxel_map()
         .ok_or_else(|| geometry("affine is singular".into()))?;
-    if !(opts.working_mm > 0.0 && opts.margin_mm >= 0.0) {
-        return Err(geometry(
-            "working grid spacing and margin must be positive".into(),
-        ));
+    if !(opts.working_mm >= MIN_WORKING_MM && opts.margin_mm >= 0.0) {
+        return Err(geometry(format!(
+            "the working grid spacing must be at least {MIN_WORKING_MM} mm and the margin \
+             positive"
+        )));
     }
     let mut timings = Timings::default();
 
