@@ -238,79 +238,120 @@ pub fn close(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
     erode(&dilate(mask, radius_mm, spacing), radius_mm, spacing)
 }
 
-/// Floods from `seeds` (already admitted) through the 6-neighbours that `admit` accepts (it
-/// marks them as it accepts them, so each is accepted once); returns how many cells were
-/// reached. Each stacked cell carries its coordinates: deriving them from the index took three
-/// divisions per cell, as much as the rest of the flood.
-fn flood(
-    dims: [usize; 3],
-    seeds: impl IntoIterator<Item = usize>,
-    mut admit: impl FnMut(usize) -> bool,
-) -> usize {
-    let [nx, ny, nz] = dims;
-    let (sy, sz) = (nx, nx * ny);
-    let mut stack: Vec<(usize, [u32; 3])> = seeds
-        .into_iter()
-        .map(|c| {
-            (
-                c,
-                [(c % nx) as u32, ((c / nx) % ny) as u32, (c / sz) as u32],
-            )
-        })
-        .collect();
-    let mut reached = 0;
-    while let Some((c, [i, j, k])) = stack.pop() {
-        reached += 1;
-        let (i, j, k) = (i as usize, j as usize, k as usize);
-        let mut visit = |nb: usize, at: [usize; 3]| {
-            if admit(nb) {
-                stack.push((nb, at.map(|x| x as u32)));
-            }
-        };
-        if i > 0 {
-            visit(c - 1, [i - 1, j, k]);
-        }
-        if i + 1 < nx {
-            visit(c + 1, [i + 1, j, k]);
-        }
-        if j > 0 {
-            visit(c - sy, [i, j - 1, k]);
-        }
-        if j + 1 < ny {
-            visit(c + sy, [i, j + 1, k]);
-        }
-        if k > 0 {
-            visit(c - sz, [i, j, k - 1]);
-        }
-        if k + 1 < nz {
-            visit(c + sz, [i, j, k + 1]);
-        }
-    }
-    reached
+/// The runs of `true` cells along the x rows of a field, joined into 6-connected components.
+///
+/// Labelling by runs (one union–find node per run, not a flood cell by cell) touches each cell
+/// once, in memory order: a head's masks are a few thousand runs where a flood pushes and pops
+/// a million cells. Rows are joined to the row before them in y and in z wherever their runs
+/// overlap in x, which is exactly 6-connectivity.
+struct Runs {
+    /// First cell and length of each run, in memory order.
+    runs: Vec<(usize, usize)>,
+    /// Each run's component: its label, numbered from 1 in the order of the components' first
+    /// cells (as a flood from each unlabelled cell in memory order numbers them).
+    label: Vec<u32>,
+    /// Cells per label (index 0 unused).
+    sizes: Vec<usize>,
 }
 
-/// The 6-connected components of `mask`: each cell's label (0 outside `mask`, components
-/// numbered from 1 in the order of their first cell) and each label's size (index 0 unused).
-fn label_components(mask: &Field<bool>) -> (Vec<u32>, Vec<usize>) {
-    let n = mask.data.len();
-    let mut label = vec![0u32; n];
-    let mut sizes = vec![0usize];
-    for start in 0..n {
-        if !mask.data[start] || label[start] != 0 {
-            continue;
+impl Runs {
+    fn of(mask: &Field<bool>) -> Runs {
+        let [nx, ny, nz] = mask.dims;
+        let rows = ny * nz;
+        // each row's runs, found in parallel; then numbered in memory order
+        let per_row: Vec<Vec<(usize, usize)>> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let line = &mask.data[nx * r..nx * (r + 1)];
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < nx {
+                    if line[i] {
+                        let start = i;
+                        while i < nx && line[i] {
+                            i += 1;
+                        }
+                        out.push((nx * r + start, i - start));
+                    } else {
+                        i += 1;
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut first = Vec::with_capacity(rows + 1);
+        let mut runs = Vec::new();
+        for row in per_row {
+            first.push(runs.len());
+            runs.extend(row);
         }
-        let next = sizes.len() as u32;
-        label[start] = next;
-        let size = flood(mask.dims, [start], |nb| {
-            let enter = mask.data[nb] && label[nb] == 0;
-            if enter {
-                label[nb] = next;
+        first.push(runs.len());
+        // union–find over runs; the root of a set is its earliest run
+        let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+        fn root(parent: &mut [u32], mut x: u32) -> u32 {
+            while parent[x as usize] != x {
+                let up = parent[parent[x as usize] as usize];
+                parent[x as usize] = up;
+                x = up;
             }
-            enter
-        });
-        sizes.push(size);
+            x
+        }
+        let join = |parent: &mut Vec<u32>, a: u32, b: u32| {
+            let (ra, rb) = (root(parent, a), root(parent, b));
+            if ra != rb {
+                let (lo, hi) = (ra.min(rb), ra.max(rb));
+                parent[hi as usize] = lo;
+            }
+        };
+        let x_range = |&(start, len): &(usize, usize)| {
+            let x = start % nx;
+            (x, x + len)
+        };
+        for r in 0..rows {
+            let (j, k) = (r % ny, r / ny);
+            let neighbours = [(j > 0).then(|| r - 1), (k > 0).then(|| r - ny)];
+            for other in neighbours.into_iter().flatten() {
+                // both rows' runs are sorted in x: walk them together
+                let (mut a, mut b) = (first[r], first[other]);
+                while a < first[r + 1] && b < first[other + 1] {
+                    let (a0, a1) = x_range(&runs[a]);
+                    let (b0, b1) = x_range(&runs[b]);
+                    if a0 < b1 && b0 < a1 {
+                        join(&mut parent, a as u32, b as u32);
+                    }
+                    if a1 < b1 {
+                        a += 1;
+                    } else {
+                        b += 1;
+                    }
+                }
+            }
+        }
+        let mut label = vec![0u32; runs.len()];
+        let mut sizes = vec![0usize];
+        for (run, &(_, len)) in runs.iter().enumerate() {
+            let r = root(&mut parent, run as u32) as usize;
+            if r == run {
+                label[run] = sizes.len() as u32;
+                sizes.push(0);
+            } else {
+                label[run] = label[r];
+            }
+            sizes[label[run] as usize] += len;
+        }
+        Runs { runs, label, sizes }
     }
-    (label, sizes)
+
+    /// The cells of the labels `keep` accepts.
+    fn cells(&self, dims: [usize; 3], keep: impl Fn(usize) -> bool) -> Field<bool> {
+        let mut out = Field::filled(dims, false);
+        for (&(start, len), &l) in self.runs.iter().zip(&self.label) {
+            if keep(l as usize) {
+                out.data[start..start + len].fill(true);
+            }
+        }
+        out
+    }
 }
 
 /// The label of the largest component, the first of equals (`None` without components).
@@ -318,79 +359,46 @@ fn largest_label(sizes: &[usize]) -> Option<usize> {
     (1..sizes.len()).max_by_key(|&l| (sizes[l], std::cmp::Reverse(l)))
 }
 
-/// The cells whose label `keep` accepts.
-fn labelled(dims: [usize; 3], label: &[u32], keep: &[bool]) -> Field<bool> {
-    Field {
-        dims,
-        data: label.par_iter().map(|&l| keep[l as usize]).collect(),
-    }
-}
-
 /// The 6-connected components of `mask` holding at least `share` of the `marker` cells that lie
 /// in `mask`, and the largest component in any case (empty if `mask` is).
 pub fn components_holding(mask: &Field<bool>, marker: &Field<bool>, share: f64) -> Field<bool> {
-    let (label, sizes) = label_components(mask);
-    let mut marked = vec![0usize; sizes.len()];
-    for (c, &l) in label.iter().enumerate() {
-        if l != 0 && marker.data[c] {
-            marked[l as usize] += 1;
-        }
+    let runs = Runs::of(mask);
+    let mut marked = vec![0usize; runs.sizes.len()];
+    for (&(start, len), &l) in runs.runs.iter().zip(&runs.label) {
+        marked[l as usize] += marker.data[start..start + len]
+            .iter()
+            .filter(|&&m| m)
+            .count();
     }
     let total: usize = marked.iter().sum();
-    let largest = largest_label(&sizes);
-    let keep: Vec<bool> = (0..sizes.len())
-        .map(|l| {
-            l != 0
-                && (Some(l) == largest || (total > 0 && marked[l] as f64 >= share * total as f64))
-        })
-        .collect();
-    labelled(mask.dims, &label, &keep)
+    let largest = largest_label(&runs.sizes);
+    runs.cells(mask.dims, |l| {
+        Some(l) == largest || (total > 0 && marked[l] as f64 >= share * total as f64)
+    })
 }
 
 /// The largest 6-connected component of `mask` (empty if `mask` is).
 pub fn largest_component(mask: &Field<bool>) -> Field<bool> {
-    let (label, sizes) = label_components(mask);
-    let largest = largest_label(&sizes);
-    let keep: Vec<bool> = (0..sizes.len()).map(|l| Some(l) == largest).collect();
-    labelled(mask.dims, &label, &keep)
+    let runs = Runs::of(mask);
+    let largest = largest_label(&runs.sizes);
+    runs.cells(mask.dims, |l| Some(l) == largest)
 }
 
-/// Cells not in `mask` that cannot reach the grid border without crossing `mask` (6-connected
-/// paths through `passable`, which cells outside `mask` must also be to let the flood through).
+/// Cells not in `mask` that cannot reach the grid border without crossing `mask`
+/// (6-connected paths): the components of the rest that touch no face of the grid.
 pub fn enclosed(mask: &Field<bool>) -> Field<bool> {
     let [nx, ny, nz] = mask.dims;
-    let n = mask.data.len();
-    let mut outside = vec![false; n];
-    let mut seeds = Vec::new();
-    for k in 0..nz {
-        for j in 0..ny {
-            let whole_row = k == 0 || j == 0 || k + 1 == nz || j + 1 == ny;
-            let row = nx * (j + ny * k);
-            let mut seed = |c: usize| {
-                if !mask.data[c] && !outside[c] {
-                    outside[c] = true;
-                    seeds.push(c);
-                }
-            };
-            if whole_row {
-                (row..row + nx).for_each(&mut seed);
-            } else {
-                seed(row);
-                seed(row + nx - 1);
-            }
+    let rest = mask.map(|m| !m);
+    let runs = Runs::of(&rest);
+    let mut open = vec![false; runs.sizes.len()];
+    for (&(start, len), &l) in runs.runs.iter().zip(&runs.label) {
+        let (i, r) = (start % nx, start / nx);
+        let (j, k) = (r % ny, r / ny);
+        if i == 0 || i + len == nx || j == 0 || j + 1 == ny || k == 0 || k + 1 == nz {
+            open[l as usize] = true;
         }
     }
-    flood(mask.dims, seeds, |nb| {
-        let enter = !mask.data[nb] && !outside[nb];
-        if enter {
-            outside[nb] = true;
-        }
-        enter
-    });
-    Field {
-        dims: mask.dims,
-        data: (0..n).map(|c| !mask.data[c] && !outside[c]).collect(),
-    }
+    runs.cells(mask.dims, |l| !open[l])
 }
 
 /// Cells of `passable` that a path from `seeds` reaches within `radius_mm`, moving through
@@ -697,5 +705,74 @@ mod tests {
                 assert_eq!(reached, expected, "seed {seed} radius {radius}");
             }
         }
+    }
+
+    /// Components labelled by a plain breadth-first flood from each unlabelled cell in memory
+    /// order: the reference for the run-based labelling.
+    fn flood_labels(mask: &Field<bool>) -> (Vec<u32>, Vec<usize>) {
+        let mut label = vec![0u32; mask.data.len()];
+        let mut sizes = vec![0usize];
+        for start in 0..mask.data.len() {
+            if !mask.data[start] || label[start] != 0 {
+                continue;
+            }
+            let l = sizes.len() as u32;
+            sizes.push(0);
+            label[start] = l;
+            let mut queue = std::collections::VecDeque::from([start]);
+            while let Some(c) = queue.pop_front() {
+                sizes[l as usize] += 1;
+                for nb in neighbours6(mask.dims, c) {
+                    if mask.data[nb] && label[nb] == 0 {
+                        label[nb] = l;
+                        queue.push_back(nb);
+                    }
+                }
+            }
+        }
+        (label, sizes)
+    }
+
+    #[test]
+    fn runs_label_the_components_as_a_flood_does() {
+        let (mut components, mut hole_cells) = (0, 0);
+        for seed in 0..40 {
+            let dims = [13 + seed as usize % 5, 11, 9 + seed as usize % 3];
+            // thin, ragged shapes: many components, runs touching only at corners or edges
+            let a = blobs(dims, seed);
+            let b = blobs(dims, seed + 1000);
+            let mask = Field::from_cells(dims, |c| a.data[c] ^ b.data[c] ^ (c % 7 == 3));
+            let (label, sizes) = flood_labels(&mask);
+            let runs = Runs::of(&mask);
+            assert_eq!(runs.sizes, sizes, "seed {seed}");
+            for (&(start, len), &l) in runs.runs.iter().zip(&runs.label) {
+                assert!(
+                    label[start..start + len].iter().all(|&x| x == l),
+                    "seed {seed}"
+                );
+            }
+            let covered: usize = runs.runs.iter().map(|r| r.1).sum();
+            assert_eq!(covered, mask.count());
+            // the holes: what the border's flood does not reach
+            let outside = Field::from_cells(dims, |c| !mask.data[c]);
+            let (out_label, _) = flood_labels(&outside);
+            let mut open = std::collections::HashSet::new();
+            for c in 0..mask.data.len() {
+                let [i, j, k] = mask.coords(c);
+                let border = [i, j, k]
+                    .iter()
+                    .zip(dims)
+                    .any(|(&x, n)| x == 0 || x + 1 == n);
+                if border && out_label[c] != 0 {
+                    open.insert(out_label[c]);
+                }
+            }
+            let holes =
+                Field::from_cells(dims, |c| out_label[c] != 0 && !open.contains(&out_label[c]));
+            assert_eq!(enclosed(&mask), holes, "seed {seed}");
+            components += sizes.len() - 1;
+            hole_cells += holes.count();
+        }
+        assert!(components > 200 && hole_cells > 20, "{components} {hole_cells}");
     }
 }
