@@ -757,14 +757,14 @@ mod tests {
             let outside = Field::from_cells(dims, |c| !mask.data[c]);
             let (out_label, _) = flood_labels(&outside);
             let mut open = std::collections::HashSet::new();
-            for c in 0..mask.data.len() {
+            for (c, &l) in out_label.iter().enumerate() {
                 let [i, j, k] = mask.coords(c);
                 let border = [i, j, k]
                     .iter()
                     .zip(dims)
                     .any(|(&x, n)| x == 0 || x + 1 == n);
-                if border && out_label[c] != 0 {
-                    open.insert(out_label[c]);
+                if border && l != 0 {
+                    open.insert(l);
                 }
             }
             let holes =
@@ -773,6 +773,9 @@ mod tests {
             components += sizes.len() - 1;
             hole_cells += holes.count();
         }
-        assert!(components > 200 && hole_cells > 20, "{components} {hole_cells}");
+        assert!(
+            components > 200 && hole_cells > 20,
+            "{components} {hole_cells}"
+        );
     }
 }
