@@ -1,5 +1,7 @@
-//! Kernels on a volume the size of a 1 mm head's face region: the separable Gaussian the blur
-//! and reface methods run six times per frame.
+//! Kernels: on a volume the size of a 1 mm head's face region, the separable Gaussian the blur
+//! and reface methods run six times per frame; on a working grid the size of a whole head's
+//! (128 × 128 × 100 cells of 2 mm), the masks' morphology, by rows of a disc and by the
+//! distance transform it stands in for.
 //! Run: `cargo bench -p defacer-benches --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -21,5 +23,35 @@ fn bench_gaussian(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gaussian);
+fn bench_morphology(c: &mut Criterion) {
+    use defacer_mask::distance::{dilate, distance_sq_within, reach_through};
+    use defacer_mask::grid::Field;
+    // a head-like ball with a rough surface in a 2 mm working grid
+    let dims = [128, 128, 100];
+    let head = Field::from_cells(dims, |n| {
+        let (i, j, k) = (n % 128, (n / 128) % 128, n / (128 * 128));
+        let d2 = (i as f64 - 64.0).powi(2)
+            + (j as f64 - 60.0).powi(2) * 0.8
+            + (k as f64 - 50.0).powi(2) * 1.1;
+        d2 < 45.0f64.powi(2) + ((i * 7 + j * 13 + k * 3) % 97) as f64 * 20.0
+    });
+    let mut group = c.benchmark_group("morphology");
+    group.sample_size(10);
+    for radius in [4.0, 6.0, 10.0] {
+        group.bench_function(format!("dilate {radius} mm"), |b| {
+            b.iter(|| dilate(&head, radius, 2.0))
+        });
+        let r2 = (radius * radius) as f32;
+        group.bench_function(format!("transform, threshold {radius} mm"), |b| {
+            b.iter(|| distance_sq_within(&head, 2.0, radius).map(|d| d <= r2))
+        });
+    }
+    let air = head.map(|h| !h);
+    group.bench_function("geodesic reach 30 mm", |b| {
+        b.iter(|| reach_through(&air, &head, 30.0, 2.0))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_gaussian, bench_morphology);
 criterion_main!(benches);
