@@ -251,7 +251,7 @@ impl Disc {
         let r2 = (radius_mm * radius_mm) as f32;
         // as in `distance_sq_within`
         let reach = (radius_mm.max(0.0) / spacing).floor() as usize + 1;
-        if reach > DISC_MAX_REACH || !(w > 0.0) {
+        if reach > DISC_MAX_REACH || w.is_nan() || w <= 0.0 {
             return None;
         }
         let exact_mm = |q: usize| (q as f32 * w) as f64 == q as f64 * w as f64;
