@@ -227,6 +227,36 @@ pub fn dilate(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
     distance_sq_within(mask, spacing, radius_mm).map(|d| d <= r2)
 }
 
+/// Whether [`distance_sq_within`] computes exact squared distances on a grid of `dims` cells of
+/// `spacing` mm, up to `reach` cells and a cell beyond: every position along an axis is exact in
+/// `f32`, and so is every sum of squares it adds up there. Then each squared distance is a whole
+/// number of cells² times the spacing², the same wherever it is measured (on the 2 mm working
+/// grid, for one). Elsewhere, rounding makes the same offset a slightly different float at
+/// different positions.
+pub fn exact_distances(dims: [usize; 3], spacing: f64, reach: usize) -> bool {
+    let w = spacing as f32;
+    if w.is_nan() || w <= 0.0 {
+        return false;
+    }
+    let longest = dims.into_iter().max().unwrap_or(0);
+    let exact_mm = |q: usize| (q as f32 * w) as f64 == q as f64 * w as f64;
+    if !(0..longest.max(reach + 2)).all(exact_mm) {
+        return false;
+    }
+    let term = |q: usize| {
+        let d = q as f32 * w;
+        d * d
+    };
+    (0..=reach + 1).all(|dz| {
+        (0..=reach + 1).all(|dy| {
+            (0..=reach + 1).all(|dx| {
+                let sum = term(dz) + (term(dy) + term(dx));
+                sum as f64 == ((dx * dx + dy * dy + dz * dz) as f64) * (w as f64) * (w as f64)
+            })
+        })
+    })
+}
+
 /// Beyond this many cells of reach a [`Disc`]'s rows cost more than the distance transform's.
 const DISC_MAX_REACH: usize = 6;
 
@@ -251,15 +281,12 @@ impl Disc {
         let r2 = (radius_mm * radius_mm) as f32;
         // as in `distance_sq_within`
         let reach = (radius_mm.max(0.0) / spacing).floor() as usize + 1;
-        if reach > DISC_MAX_REACH || w.is_nan() || w <= 0.0 {
+        if reach > DISC_MAX_REACH {
             return None;
         }
-        let exact_mm = |q: usize| (q as f32 * w) as f64 == q as f64 * w as f64;
-        let longest = dims.into_iter().max().unwrap_or(0);
-        if !(0..longest.max(reach + 2)).all(exact_mm) {
+        if !exact_distances(dims, spacing, reach) {
             return None;
         }
-        // the transform's terms and sums, as it computes them, against the exact values
         let term = |q: usize| {
             let d = q as f32 * w;
             d * d
@@ -269,11 +296,8 @@ impl Disc {
             for dy in 0..=reach + 1 {
                 let mut largest = None;
                 for dx in 0..=reach + 1 {
+                    // the transform's sum, as it computes it
                     let sum = term(dz) + (term(dy) + term(dx));
-                    let exact = ((dx * dx + dy * dy + dz * dz) as f64) * (w as f64) * (w as f64);
-                    if sum as f64 != exact {
-                        return None;
-                    }
                     if sum <= r2 {
                         largest = Some(dx as u8);
                     }

@@ -77,8 +77,8 @@ pub struct DefaceOptions {
 }
 
 /// The finest working grid (mm): finer grids cost memory as the cube of the spacing and
-/// resolve nothing the template's 1 mm labels do not; and the fit's coded skin distance has
-/// room for the distinct distances of grids this fine (about 1450 of 32 767).
+/// resolve nothing the template's 1 mm labels do not (the fit's two-byte skin distance has
+/// room for the distances of grids this fine: about 1450 of 32 767).
 pub const MIN_WORKING_MM: f64 = 0.5;
 
 impl Default for DefaceOptions {
