@@ -160,6 +160,12 @@ fn transform_line(f: &mut [f32], w: f32, scratch: &mut Scratch) {
     }
 }
 
+/// How many rows either side [`distance_sq_within`] looks at for `radius_mm`: one more than the
+/// radius reaches, so rounding never leaves out a row within it.
+pub fn reach_cells(radius_mm: f64, spacing: f64) -> usize {
+    (radius_mm.max(0.0) / spacing).floor() as usize + 1
+}
+
 /// [`distance_sq`] where it is at most `radius_mm`², and something larger elsewhere: what
 /// thresholding at `radius_mm` needs, at a fraction of the cost. After the exact first pass,
 /// each further pass takes the minimum over the rows within reach only (a feature farther along
@@ -169,8 +175,7 @@ fn transform_line(f: &mut [f32], w: f32, scratch: &mut Scratch) {
 pub fn distance_sq_within(features: &Field<bool>, spacing: f64, radius_mm: f64) -> Field<f32> {
     let [nx, ny, nz] = features.dims;
     let w = spacing as f32;
-    // one row more than the radius reaches, so rounding never leaves out a row within it
-    let reach = (radius_mm.max(0.0) / spacing).floor() as usize + 1;
+    let reach = reach_cells(radius_mm, spacing);
     if reach > MAX_REACH {
         return distance_sq(features, spacing);
     }
@@ -279,8 +284,7 @@ impl Disc {
     fn new(dims: [usize; 3], radius_mm: f64, spacing: f64) -> Option<Disc> {
         let w = spacing as f32;
         let r2 = (radius_mm * radius_mm) as f32;
-        // as in `distance_sq_within`
-        let reach = (radius_mm.max(0.0) / spacing).floor() as usize + 1;
+        let reach = reach_cells(radius_mm, spacing);
         if reach > DISC_MAX_REACH {
             return None;
         }

@@ -11,7 +11,7 @@
 //! the crate free of a numerical dependency tree. Starts run in parallel and the winner is
 //! chosen by (cost, start index), so the result does not depend on the thread count.
 
-use crate::distance::{boundary, distance_sq_within, exact_distances};
+use crate::distance::{boundary, distance_sq_within, exact_distances, reach_cells};
 use crate::grid::{trilinear_with, Corners, Field, WorkingGrid};
 use crate::head::HeadMask;
 use crate::template::{label, Template};
@@ -303,8 +303,7 @@ impl ViewedDistance {
         let reach_sq = (surface.reach_mm * surface.reach_mm) as f32;
         let d = &surface.distance_sq.data;
         let g = surface.grid;
-        // as `distance_sq_within` reaches
-        let reach = (surface.reach_mm / g.spacing).floor() as usize + 1;
+        let reach = reach_cells(surface.reach_mm, g.spacing);
         if !exact_distances(g.dims, g.spacing, reach) {
             let data = d
                 .par_iter()
