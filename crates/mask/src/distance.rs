@@ -266,7 +266,7 @@ pub fn exact_distances(dims: [usize; 3], spacing: f64, reach: usize) -> bool {
 const DISC_MAX_REACH: usize = 6;
 
 /// A dilation as the union of x rows: a cell is within the radius of a feature `dy` rows and
-/// `dz` slices away when the feature lies within `reach[(dy, dz)]` cells along x. Each row needs
+/// `dz` slices away when the feature lies within that offset's largest `dx` cells along x. Each row needs
 /// only the distance along x to its nearest feature, in cells (one byte), and the rows it takes
 /// are combined a byte at a time: a few times faster than the distance transform in floats at
 /// the small radii of the masks' openings and closings.
@@ -295,18 +295,16 @@ impl Disc {
             let d = q as f32 * w;
             d * d
         };
+        // no offset beyond the reach is within the radius (that is what the reach is)
         let mut rows = Vec::new();
-        for dz in 0..=reach + 1 {
-            for dy in 0..=reach + 1 {
-                let mut largest = None;
-                for dx in 0..=reach + 1 {
-                    // the transform's sum, as it computes it
-                    let sum = term(dz) + (term(dy) + term(dx));
-                    if sum <= r2 {
-                        largest = Some(dx as u8);
-                    }
-                }
-                if let (Some(dx), true) = (largest, dy <= reach && dz <= reach) {
+        for dz in 0..=reach {
+            for dy in 0..=reach {
+                // the largest dx whose sum, as the transform computes it, is within the radius
+                let largest = (0..=reach)
+                    .filter(|&dx| term(dz) + (term(dy) + term(dx)) <= r2)
+                    .max();
+                if let Some(dx) = largest {
+                    let dx = dx as u8;
                     for (sy, sz) in [(1, 1), (-1, 1), (1, -1), (-1, -1)] {
                         let row = (sy * dy as isize, sz * dz as isize, dx);
                         if !rows.contains(&row) {
