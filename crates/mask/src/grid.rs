@@ -222,13 +222,16 @@ impl Corners {
         let mut step = [1usize, dims[0], dims[0] * dims[1]];
         for a in 0..3 {
             let n = dims[a];
-            if !(g[a] >= 0.0 && g[a] <= (n - 1) as f64) {
+            // The casts go through i64 and i32, one instruction each where unsigned ones take
+            // several on the baseline x86-64 target (this runs for every point of every fit
+            // evaluation); a grid axis and a coordinate within it fit them exactly.
+            if !(g[a] >= 0.0 && g[a] <= (n as i64 - 1) as f64) {
                 return None;
             }
             // non-negative, so the cast is the floor
-            let f = (g[a] as usize).min(n.saturating_sub(2));
+            let f = (g[a] as i32 as usize).min(n.saturating_sub(2));
             base[a] = f;
-            frac[a] = g[a] - f as f64;
+            frac[a] = g[a] - f as i32 as f64;
             if f + 1 >= n {
                 // a one-cell axis: both corners are the same cell
                 step[a] = 0;
