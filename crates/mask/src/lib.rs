@@ -125,8 +125,8 @@ pub struct MaskReport {
     /// Volume (ml) of the ear region (0 without ears).
     pub ears_ml: f64,
     /// Smallest distance (mm) between the removal (face and ears) and the unmargined brain,
-    /// conservative (measured on the working grid, less half a cell diagonal). `None` when
-    /// nothing is removed.
+    /// conservative: from the removed voxels' centres to any point of the brain's working
+    /// cells, never less than the margin. `None` when nothing is removed.
     pub min_distance_to_brain_mm: Option<f64>,
     /// Mean distance (mm) from the fitted template surface to the subject's skin.
     pub fit_mean_distance_mm: f64,
@@ -460,6 +460,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         .then(|| face::globes(Template::embedded(), &fit.matrix, img.grid));
     let native = to_native(
         vol,
+        map,
         img,
         labels,
         &head.mask,
@@ -474,7 +475,10 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
 
     let removed_ml = volume_ml(map, &native.face);
     let ears_ml = native.ears.as_ref().map_or(0.0, |e| volume_ml(map, e));
-    let min_distance = min_distance_to_brain(region, brain, opts.ears, img.grid.spacing);
+    let min_distance = min_distance_to_brain(region, brain, opts.ears)
+        .into_iter()
+        .chain(native.nearest_to_brain_mm)
+        .min_by(f64::total_cmp);
     if removed_ml < 1.0 {
         warnings.push("the face region lies outside the field of view: nothing to remove".into());
     }
@@ -584,19 +588,15 @@ fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn min_distance_to_brain(
-    region: &FaceRegion,
-    brain: &ProtectedBrain,
-    ears: bool,
-    spacing: f64,
-) -> Option<f64> {
-    let half_diag = spacing * 3f64.sqrt() / 2.0;
+/// The smallest distance from the removal's cells to the brain, for the cells whose voxels are
+/// not looked at one by one ([`ProtectedBrain::near_margin`]): less half a diagonal for the
+/// voxel within its cell and half for the point of the brain within its own.
+fn min_distance_to_brain(region: &FaceRegion, brain: &ProtectedBrain, ears: bool) -> Option<f64> {
     brain
-        .distance_to(
-            (0..region.face.data.len())
-                .filter(|&c| region.face.data[c] || (ears && region.ears.data[c])),
-        )
-        .map(|d| (d - half_diag).max(0.0))
+        .distance_to((0..region.face.data.len()).filter(|&c| {
+            (region.face.data[c] || (ears && region.ears.data[c])) && !brain.near_margin(c)
+        }))
+        .map(|d| (d - 2.0 * brain.half_diagonal()).max(0.0))
 }
 
 /// Air level of an MRI: the median of the field of view well outside the head.
@@ -631,6 +631,8 @@ struct NativeMasks {
     template_head: Array3<bool>,
     bone: Option<Array3<bool>>,
     intracranial: Option<Array3<bool>>,
+    /// The smallest [`ProtectedBrain::voxel_distance`] of the removed voxels near the margin.
+    nearest_to_brain_mm: Option<f64>,
 }
 
 /// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped;
@@ -777,6 +779,7 @@ impl<'a> NativeRows<'a> {
 #[allow(clippy::too_many_arguments)]
 fn to_native(
     vol: &Volume,
+    map: &VoxelMap,
     img: &WorkingImage,
     labels: &Field<u8>,
     head: &Field<bool>,
@@ -852,34 +855,54 @@ fn to_native(
             None => slabs.iter_mut().for_each(|s| s.push(None)),
         }
     }
-    slabs.into_par_iter().enumerate().for_each(|(k, out)| {
-        let mut codes = vec![0u8; plane];
-        for j in 0..ny {
-            let row = &mut codes[nx * j..nx * (j + 1)];
-            rows.for_row_nearest(&grid, nx, j, k, |i, near| {
-                let mut code = near.map_or(0, |c| cell[c]);
-                if let Some(v) = &phys {
-                    let at = i + nx * (j + ny * k);
-                    let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
-                    if code & (HEAD | GLOBE) == HEAD && skull.is_native_bone(near, v[at], smoothed)
-                    {
-                        code |= BONE;
-                        if keep_bone {
-                            code &= !(FACE | EARS);
+    let nearest_to_brain = slabs
+        .into_par_iter()
+        .enumerate()
+        .map(|(k, out)| {
+            let mut codes = vec![0u8; plane];
+            let mut nearest = f64::INFINITY;
+            for j in 0..ny {
+                let row = &mut codes[nx * j..nx * (j + 1)];
+                rows.for_row_nearest(&grid, nx, j, k, |i, near| {
+                    let mut code = near.map_or(0, |c| cell[c]);
+                    if let Some(v) = &phys {
+                        let at = i + nx * (j + ny * k);
+                        let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
+                        if code & (HEAD | GLOBE) == HEAD
+                            && skull.is_native_bone(near, v[at], smoothed)
+                        {
+                            code |= BONE;
+                            if keep_bone {
+                                code &= !(FACE | EARS);
+                            }
                         }
                     }
-                }
-                row[i] = code;
-            });
-        }
-        for (o, &bit) in out.into_iter().zip(&bits) {
-            if let Some(o) = o {
-                o.iter_mut()
-                    .zip(&codes)
-                    .for_each(|(o, &c)| *o = c & bit != 0);
+                    // the protected cells keep the margin from the brain cells' centres; here it
+                    // is kept from every point of them
+                    if let Some(c) =
+                        near.filter(|&c| code & (FACE | EARS) != 0 && brain.near_margin(c))
+                    {
+                        let w = map.to_world([i as f64, j as f64, k as f64]);
+                        let d = brain.voxel_distance(&grid, w, c);
+                        if d <= brain.margin_mm {
+                            code = (code & !(FACE | EARS)) | PROTECTED;
+                        } else {
+                            nearest = nearest.min(d);
+                        }
+                    }
+                    row[i] = code;
+                });
             }
-        }
-    });
+            for (o, &bit) in out.into_iter().zip(&bits) {
+                if let Some(o) = o {
+                    o.iter_mut()
+                        .zip(&codes)
+                        .for_each(|(o, &c)| *o = c & bit != 0);
+                }
+            }
+            nearest
+        })
+        .reduce(|| f64::INFINITY, f64::min);
     let mut arrays = masks.into_iter().map(|m| {
         m.map(|v| {
             Array3::from_shape_vec((nx, ny, nz).f(), v)
@@ -898,6 +921,7 @@ fn to_native(
         template_head: template_head.unwrap_or_else(empty),
         bone,
         intracranial,
+        nearest_to_brain_mm: nearest_to_brain.is_finite().then_some(nearest_to_brain),
     }
 }
 
