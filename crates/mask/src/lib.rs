@@ -631,7 +631,7 @@ struct NativeMasks {
     template_head: Array3<bool>,
     bone: Option<Array3<bool>>,
     intracranial: Option<Array3<bool>>,
-    /// The smallest [`ProtectedBrain::voxel_distance`] of the removed voxels near the margin.
+    /// The smallest [`ProtectedBrain::distance_among`] of the removed voxels near the margin.
     nearest_to_brain_mm: Option<f64>,
 }
 
@@ -855,6 +855,8 @@ fn to_native(
             None => slabs.iter_mut().for_each(|s| s.push(None)),
         }
     }
+    // the brain's surface near each open cell within reach of the margin
+    let surface = brain.surface_near(&grid, |c| cell[c] & (FACE | EARS) != 0);
     let nearest_to_brain = slabs
         .into_par_iter()
         .enumerate()
@@ -879,11 +881,12 @@ fn to_native(
                     }
                     // the protected cells keep the margin from the brain cells' centres; here it
                     // is kept from every point of them
-                    if let Some(c) =
-                        near.filter(|&c| code & (FACE | EARS) != 0 && brain.near_margin(c))
+                    if let Some(s) = near
+                        .filter(|_| code & (FACE | EARS) != 0)
+                        .and_then(|c| surface.get(&c))
                     {
                         let w = map.to_world([i as f64, j as f64, k as f64]);
-                        let d = brain.voxel_distance(&grid, w, c);
+                        let d = brain.distance_among(w, s);
                         if d <= brain.margin_mm {
                             code = (code & !(FACE | EARS)) | PROTECTED;
                         } else {
