@@ -21,6 +21,11 @@ pub struct ProtectedBrain {
     spacing: f64,
 }
 
+/// Half the diagonal of a working cell `spacing` mm wide.
+fn half_cell_diagonal(spacing: f64) -> f64 {
+    spacing * 3f64.sqrt() / 2.0
+}
+
 impl ProtectedBrain {
     pub fn new(
         template_brain: &Field<bool>,
@@ -34,7 +39,7 @@ impl ProtectedBrain {
         };
         // The native grid looks up the nearest working cell, up to half a cell diagonal away
         // from the voxel: widen by that so the margin holds at native resolution.
-        let reach = margin_mm + spacing * 3f64.sqrt() / 2.0;
+        let reach = margin_mm + half_cell_diagonal(spacing);
         // Beyond the protected region the distance is only reported (the removal's closest
         // approach, usually a cell or two past the margin): the exact transform of the whole
         // grid is not needed, only a band; a farther removal is measured exactly on demand.
@@ -54,7 +59,7 @@ impl ProtectedBrain {
     /// Half a working cell's diagonal: how far a point of the brain may lie from the centre of
     /// its cell, and a native voxel from the centre of its nearest cell.
     pub fn half_diagonal(&self) -> f64 {
-        self.spacing * 3f64.sqrt() / 2.0
+        half_cell_diagonal(self.spacing)
     }
 
     /// Whether a native voxel whose nearest cell is `near` may lie within the margin of a point
