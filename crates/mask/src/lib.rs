@@ -34,7 +34,7 @@ pub mod skull;
 pub mod template;
 
 use defacer_volume::{DataType, Modality, Volume, VoxelMap};
-use nalgebra::Vector4;
+use nalgebra::{Matrix4, Vector4};
 use ndarray::{Array3, Axis, ShapeBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -259,6 +259,8 @@ pub struct WorkingPlan<'a> {
     head: HeadMask,
     fit: HeadFit,
     labels: Field<u8>,
+    /// Subject world → template world (the fit's inverse).
+    to_template: Matrix4<f64>,
     skull: SkullSurface,
     brain: ProtectedBrain,
     region: FaceRegion,
@@ -393,7 +395,13 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         (Some(ext), Some(bone)) => Some(behind_face(ext, bone, &img, template, &fit.matrix)),
         _ => None,
     };
-    let region = FaceRegion::new(&labels, &brain, &img.in_fov, behind_face.as_ref());
+    let region = FaceRegion::new(
+        &labels,
+        &brain,
+        &img.in_fov,
+        behind_face.as_ref(),
+        img.grid.spacing,
+    );
     timings.regions = ms(t);
     Ok(WorkingPlan {
         vol,
@@ -405,6 +413,7 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         head,
         fit,
         labels,
+        to_template: inv,
         skull,
         brain,
         region,
@@ -423,6 +432,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         head,
         fit,
         labels,
+        to_template,
         skull,
         brain,
         region,
@@ -470,6 +480,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         globes.as_ref(),
         opts.ears,
         keep_bone,
+        to_template,
     );
     timings.native = ms(t);
 
@@ -594,7 +605,8 @@ fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
 fn min_distance_to_brain(region: &FaceRegion, brain: &ProtectedBrain, ears: bool) -> Option<f64> {
     brain
         .distance_to((0..region.face.data.len()).filter(|&c| {
-            (region.face.data[c] || (ears && region.ears.data[c])) && !brain.near_margin(c)
+            (region.face.data[c] || region.edge.data[c] || (ears && region.ears.data[c]))
+                && !brain.near_margin(c)
         }))
         .map(|d| (d - 2.0 * brain.half_diagonal()).max(0.0))
 }
@@ -789,6 +801,7 @@ fn to_native(
     globes: Option<&Field<bool>>,
     ears: bool,
     keep_bone: bool,
+    to_template: &Matrix4<f64>,
 ) -> NativeMasks {
     const FACE: u8 = 1;
     const EARS: u8 = 2;
@@ -856,7 +869,10 @@ fn to_native(
         }
     }
     // the brain's surface near each open cell within reach of the margin
-    let surface = brain.surface_near(&grid, |c| cell[c] & (FACE | EARS) != 0);
+    let surface = brain.surface_near(&grid, |c| {
+        cell[c] & (FACE | EARS) != 0 || region.edge.data[c]
+    });
+    let template = Template::embedded();
     let nearest_to_brain = slabs
         .into_par_iter()
         .enumerate()
@@ -867,6 +883,20 @@ fn to_native(
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                     let mut code = near.map_or(0, |c| cell[c]);
+                    if let Some(c) = near.filter(|&c| region.edge.data[c]) {
+                        let w = map.to_world([i as f64, j as f64, k as f64]);
+                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                        code &= !FACE;
+                        if template.labels_at([t[0], t[1], t[2]]) & label::FACE != 0 {
+                            code |= FACE;
+                            if !surface.contains_key(&c) {
+                                // as far from the brain as a face cell away from the margin
+                                nearest = nearest.min(
+                                    brain.distance_mm.data[c] as f64 - 2.0 * brain.half_diagonal(),
+                                );
+                            }
+                        }
+                    }
                     if let Some(v) = &phys {
                         let at = i + nx * (j + ny * k);
                         let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
