@@ -78,7 +78,7 @@ impl FaceRegion {
         let allowed = brain.protected.zip(in_fov, |p, ok| ok && !p);
         let labelled = labels.map(|l| l & label::FACE != 0);
         let mut face = labelled.zip(&allowed, |l, a| a && l);
-        let diagonal = spacing * 3f64.sqrt();
+        let diagonal = 2.0 * brain.half_diagonal();
         let mut edge = dilate(&labelled, diagonal, spacing)
             .zip(&dilate(&labelled.map(|l| !l), diagonal, spacing), |a, b| {
                 a && b
