@@ -883,18 +883,14 @@ fn to_native(
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                     let mut code = near.map_or(0, |c| cell[c]);
-                    if let Some(c) = near.filter(|&c| region.edge.data[c]) {
+                    if near.is_some_and(|c| region.edge.data[c]) {
                         let w = map.to_world([i as f64, j as f64, k as f64]);
                         let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                        // (edge cells away from the margin are in the report's distance through
+                        // `min_distance_to_brain`; those near it are measured below)
                         code &= !FACE;
                         if template.labels_at([t[0], t[1], t[2]]) & label::FACE != 0 {
                             code |= FACE;
-                            if !surface.contains_key(&c) {
-                                // as far from the brain as a face cell away from the margin
-                                nearest = nearest.min(
-                                    brain.distance_mm.data[c] as f64 - 2.0 * brain.half_diagonal(),
-                                );
-                            }
                         }
                     }
                     if let Some(v) = &phys {
