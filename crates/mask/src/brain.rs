@@ -74,6 +74,15 @@ impl ProtectedBrain {
         self.distance_mm.data[near] as f64 <= self.margin_mm + 2.0 * self.half_diagonal()
     }
 
+    /// Whether a native voxel whose nearest cell is the protected cell `c` may lie beyond the
+    /// margin from every cube of the brain. A voxel lies in its nearest cell's cube, at `v`
+    /// from the centre; its distance to a cube of the brain whose centre is `d` from the cell's
+    /// is that of the cell's centre to the same cube moved by `-v`, which still holds the brain
+    /// cube's centre: at most `d`.
+    pub fn may_clear_margin(&self, c: usize) -> bool {
+        self.distance_mm.data[c] as f64 > self.margin_mm
+    }
+
     /// For each cell accepted by `open` that is [`Self::near_margin`], the cells of the brain's
     /// surface (brain cells with a face on a non-brain cell or the grid's edge) that a voxel of
     /// it could lie within the margin (and a half diagonal) of: centres within the margin and
@@ -161,23 +170,31 @@ impl ProtectedBrain {
 
     /// The distance (mm) from the world point `w` (a native voxel centre) to the nearest cube of
     /// the brain, given `surface` from [`Self::surface_near`] for the cell nearest to `w`:
-    /// exact up to the margin and a half diagonal (every cube that near is among them), and
-    /// that much beyond it.
+    /// exact from the margin up to the margin and a half diagonal (every cube that near is
+    /// among them), and that much beyond it. Within the margin it is the distance to the first
+    /// cube found that near: the voxel keeps its cell's brain either way, and the search stops.
     pub fn distance_among(&self, w: [f64; 3], surface: &[([f64; 3], f64)]) -> f64 {
         let half = self.spacing / 2.0;
         // `w` lies within half a diagonal of the cell the list is for, and a cube within half a
         // diagonal of its centre: past two half diagonals beyond the best, nothing is nearer
         let slack = 2.0 * self.half_diagonal();
         let mut best = self.margin_mm + self.half_diagonal();
+        let mut best_sq = best * best;
+        let margin_sq = self.margin_mm * self.margin_mm;
         for (c, from_cell) in surface {
             if from_cell - slack >= best {
                 break;
             }
-            let d = (0..3)
+            let d_sq = (0..3)
                 .map(|a| ((w[a] - c[a]).abs() - half).max(0.0).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            best = best.min(d);
+                .sum::<f64>();
+            if d_sq < best_sq {
+                best_sq = d_sq;
+                best = d_sq.sqrt();
+                if d_sq <= margin_sq {
+                    break;
+                }
+            }
         }
         best
     }
@@ -252,11 +269,11 @@ mod tests {
         )
     }
 
-    /// What becomes of a native voxel at `w` whose nearest cell is outside the protected
-    /// region: whether it lies within the margin of a point of the brain, and whether it is
-    /// let go although its cell is near the margin. An error where a voxel let go is within the
-    /// margin, or the distance measured is not the true one (up to the margin and a half
-    /// diagonal).
+    /// What becomes of a native voxel at `w`: whether it lies within the margin of a point of
+    /// the brain, and whether it is let go although its cell is near the margin or protected.
+    /// An error where a voxel let go is within the margin, a protected cell that is not
+    /// measured ([`ProtectedBrain::may_clear_margin`]) holds a voxel beyond it, or the distance
+    /// measured is not the true one (beyond the margin, up to the margin and a half diagonal).
     fn outcome(
         grid: &WorkingGrid,
         brain: &ProtectedBrain,
@@ -264,7 +281,7 @@ mod tests {
         cells: &[[f64; 3]],
         w: [f64; 3],
     ) -> Result<Option<(bool, bool)>, String> {
-        let Some(near) = grid.nearest(w).filter(|&c| !brain.protected.data[c]) else {
+        let Some(near) = grid.nearest(w) else {
             return Ok(None);
         };
         let truth = cells
@@ -272,6 +289,15 @@ mod tests {
             .map(|&c| to_cube(w, c, grid.spacing))
             .fold(f64::INFINITY, f64::min);
         let within = truth <= brain.margin_mm;
+        if brain.protected.data[near] && !brain.may_clear_margin(near) {
+            return if within {
+                Ok(Some((true, false)))
+            } else {
+                Err(format!(
+                    "{w:?}: {truth} mm, in a protected cell not measured"
+                ))
+            };
+        }
         if !brain.near_margin(near) {
             return if within {
                 Err(format!("{w:?}: {truth} mm, its cell outside the band"))
@@ -284,7 +310,13 @@ mod tests {
         };
         let d = brain.distance_among(w, near_surface);
         let exact_to = brain.margin_mm + brain.half_diagonal();
-        if d > truth + 1e-9 || (truth <= exact_to && d < truth - 1e-9) {
+        let measured_right = if within {
+            // within the margin the first cube that near ends the search
+            d <= brain.margin_mm && d >= truth - 1e-9
+        } else {
+            d <= truth + 1e-9 && (truth > exact_to || d >= truth - 1e-9)
+        };
+        if !measured_right {
             return Err(format!("{w:?}: measured {d} mm, {truth} mm"));
         }
         Ok(Some((within, d > brain.margin_mm)))
@@ -294,9 +326,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
         /// The distance measured to the brain's cubes is the true one (brute force over every
-        /// brain cell) up to the margin and a half diagonal, so a voxel let go keeps the margin
-        /// from every point of the brain; and a voxel whose cell is beyond the band keeps it
-        /// without looking.
+        /// brain cell) from the margin up to the margin and a half diagonal, so a voxel let go
+        /// keeps the margin from every point of the brain; a voxel whose cell is beyond the band
+        /// keeps it without looking, and one of a protected cell not measured is within it.
         #[test]
         fn voxels_let_go_keep_the_margin_from_every_point_of_the_brain(
             spheres in prop::collection::vec(([4usize..16, 4usize..16, 4usize..16], 1usize..4), 1..4),
@@ -312,6 +344,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// No point of a protected cell's cube that [`ProtectedBrain::may_clear_margin`] leaves
+    /// unmeasured lies beyond the margin from the brain's cubes (a lattice of 5³ points over
+    /// each cube, its faces and corners included), and some of those it measures do.
+    #[test]
+    fn protected_cells_left_unmeasured_hold_no_voxel_beyond_the_margin() {
+        let (grid, brain, cells) = balls(&[([10, 10, 10], 3), ([5, 6, 12], 1)], [0.3, 0.7, 1.1]);
+        let truth = |w: [f64; 3]| {
+            cells
+                .iter()
+                .map(|&c| to_cube(w, c, grid.spacing))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut beyond_in_measured = 0;
+        for c in (0..brain.protected.data.len()).filter(|&c| brain.protected.data[c]) {
+            let [i, j, k] = brain.protected.coords(c);
+            let centre = grid.world(i, j, k);
+            let farthest = (0..125)
+                .map(|n| {
+                    let step = |m: usize| (m as f64 / 4.0 - 0.5) * grid.spacing;
+                    let v = [step(n % 5), step((n / 5) % 5), step(n / 25)];
+                    truth([0, 1, 2].map(|a| centre[a] + v[a]))
+                })
+                .fold(0.0, f64::max);
+            if brain.may_clear_margin(c) {
+                beyond_in_measured += (farthest > brain.margin_mm) as usize;
+            } else {
+                assert!(farthest <= brain.margin_mm + 1e-9, "{c}: {farthest} mm");
+            }
+        }
+        assert!(beyond_in_measured > 0);
     }
 
     /// The cell rule alone is not enough (voxels behind cells outside the protected region lie

@@ -870,7 +870,7 @@ fn to_native(
     }
     // the brain's surface near each open cell within reach of the margin
     let surface = brain.surface_near(&grid, |c| {
-        cell[c] & (FACE | EARS) != 0 || region.edge.data[c]
+        cell[c] & (FACE | EARS) != 0 || region.edge.data[c] || region.protected_edge.data[c]
     });
     let template = Template::embedded();
     let nearest_to_brain = slabs
@@ -891,6 +891,17 @@ fn to_native(
                         code &= !FACE;
                         if template.labels_at([t[0], t[1], t[2]]) & label::FACE != 0 {
                             code |= FACE;
+                        }
+                    }
+                    if near.is_some_and(|c| region.protected_edge.data[c]) {
+                        // taken here only if the brain check below finds it beyond the margin
+                        let w = map.to_world([i as f64, j as f64, k as f64]);
+                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                        let l = template.labels_at([t[0], t[1], t[2]]);
+                        if l & label::FACE != 0 {
+                            code = (code & !PROTECTED) | FACE;
+                        } else if ears && l & label::EARS != 0 {
+                            code = (code & !PROTECTED) | EARS;
                         }
                     }
                     if let Some(v) = &phys {
