@@ -62,6 +62,10 @@ pub struct FaceRegion {
     /// the grid by half a cell, agreed 0.957 with the unpadded removal by cells, 0.968 so; the
     /// 20° oblique copies of ch2 0.972–0.977 by cells, 0.978–0.981 so).
     pub edge: Field<bool>,
+    /// The same along the edge of the ear label (outside [`Self::edge`]): read only when the
+    /// ears are removed. By cells, ch2's 20° copies removed with ears agreed 0.961–0.967 with
+    /// the original.
+    pub ear_edge: Field<bool>,
     /// Cells of the protected region (not of the brain itself, in view) that the template
     /// labels face or ears. The protected cells reach the margin and a half diagonal from the
     /// brain cells' centres, so the removal's back stops on the working grid's steps there; a
@@ -86,15 +90,20 @@ impl FaceRegion {
         let labelled = labels.map(|l| l & label::FACE != 0);
         let mut face = labelled.zip(&allowed, |l, a| a && l);
         let diagonal = 2.0 * brain.half_diagonal();
-        let mut edge = dilate(&labelled, diagonal, spacing)
-            .zip(&dilate(&labelled.map(|l| !l), diagonal, spacing), |a, b| {
-                a && b
-            })
-            .zip(&allowed, |e, a| e && a);
+        // cells within a diagonal of both a labelled and an unlabelled cell
+        let edge_of = |m: &Field<bool>| {
+            dilate(m, diagonal, spacing)
+                .zip(&dilate(&m.map(|l| !l), diagonal, spacing), |a, b| a && b)
+        };
+        let mut edge = edge_of(&labelled).zip(&allowed, |e, a| e && a);
+        let mut ear_edge =
+            edge_of(&labels.map(|l| l & label::EARS != 0)).zip(&allowed, |e, a| e && a);
         if let Some(behind) = behind_face {
             face = face.zip(behind, |f, b| f || b).zip(&allowed, |f, a| f && a);
             edge = edge.zip(behind, |e, b| e && !b);
+            ear_edge = ear_edge.zip(behind, |e, b| e && !b);
         }
+        let ear_edge = ear_edge.zip(&edge, |e, f| e && !f);
         let ears = labels.zip(&allowed, |l, a| {
             a && l & label::EARS != 0 && l & label::FACE == 0
         });
@@ -109,6 +118,7 @@ impl FaceRegion {
             face,
             ears,
             edge,
+            ear_edge,
             protected_edge,
         }
     }

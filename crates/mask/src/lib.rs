@@ -605,7 +605,9 @@ fn check_fit(fit: &HeadFit, opts: &DefaceOptions) -> Result<(), String> {
 fn min_distance_to_brain(region: &FaceRegion, brain: &ProtectedBrain, ears: bool) -> Option<f64> {
     brain
         .distance_to((0..region.face.data.len()).filter(|&c| {
-            (region.face.data[c] || region.edge.data[c] || (ears && region.ears.data[c]))
+            (region.face.data[c]
+                || region.edge.data[c]
+                || (ears && (region.ears.data[c] || region.ear_edge.data[c])))
                 && !brain.near_margin(c)
         }))
         .map(|d| (d - 2.0 * brain.half_diagonal()).max(0.0))
@@ -870,7 +872,10 @@ fn to_native(
     }
     // the brain's surface near each open cell within reach of the margin
     let surface = brain.surface_near(&grid, |c| {
-        cell[c] & (FACE | EARS) != 0 || region.edge.data[c] || region.protected_edge.data[c]
+        cell[c] & (FACE | EARS) != 0
+            || region.edge.data[c]
+            || (ears && region.ear_edge.data[c])
+            || region.protected_edge.data[c]
     });
     let template = Template::embedded();
     let nearest_to_brain = slabs
@@ -883,14 +888,19 @@ fn to_native(
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                     let mut code = near.map_or(0, |c| cell[c]);
-                    if near.is_some_and(|c| region.edge.data[c]) {
+                    if near
+                        .is_some_and(|c| region.edge.data[c] || (ears && region.ear_edge.data[c]))
+                    {
                         let w = map.to_world([i as f64, j as f64, k as f64]);
                         let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
                         // (edge cells away from the margin are in the report's distance through
                         // `min_distance_to_brain`; those near it are measured below)
-                        code &= !FACE;
-                        if template.labels_at([t[0], t[1], t[2]]) & label::FACE != 0 {
+                        code &= !(FACE | EARS);
+                        let l = template.labels_at([t[0], t[1], t[2]]);
+                        if l & label::FACE != 0 {
                             code |= FACE;
+                        } else if ears && l & label::EARS != 0 {
+                            code |= EARS;
                         }
                     }
                     if near.is_some_and(|c| region.protected_edge.data[c]) {
