@@ -888,30 +888,31 @@ fn to_native(
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                     let mut code = near.map_or(0, |c| cell[c]);
+                    // FACE or EARS (or neither) by the template's label at this voxel itself
+                    let own_label = || {
+                        let w = map.to_world([i as f64, j as f64, k as f64]);
+                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                        let l = template.labels_at([t[0], t[1], t[2]]);
+                        if l & label::FACE != 0 {
+                            FACE
+                        } else if ears && l & label::EARS != 0 {
+                            EARS
+                        } else {
+                            0
+                        }
+                    };
                     if near
                         .is_some_and(|c| region.edge.data[c] || (ears && region.ear_edge.data[c]))
                     {
-                        let w = map.to_world([i as f64, j as f64, k as f64]);
-                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
                         // (edge cells away from the margin are in the report's distance through
                         // `min_distance_to_brain`; those near it are measured below)
-                        code &= !(FACE | EARS);
-                        let l = template.labels_at([t[0], t[1], t[2]]);
-                        if l & label::FACE != 0 {
-                            code |= FACE;
-                        } else if ears && l & label::EARS != 0 {
-                            code |= EARS;
-                        }
+                        code = (code & !(FACE | EARS)) | own_label();
                     }
                     if near.is_some_and(|c| region.protected_edge.data[c]) {
                         // taken here only if the brain check below finds it beyond the margin
-                        let w = map.to_world([i as f64, j as f64, k as f64]);
-                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
-                        let l = template.labels_at([t[0], t[1], t[2]]);
-                        if l & label::FACE != 0 {
-                            code = (code & !PROTECTED) | FACE;
-                        } else if ears && l & label::EARS != 0 {
-                            code = (code & !PROTECTED) | EARS;
+                        let own = own_label();
+                        if own != 0 {
+                            code = (code & !PROTECTED) | own;
                         }
                     }
                     if let Some(v) = &phys {
