@@ -62,12 +62,12 @@ pub struct FaceRegion {
     /// the grid by half a cell, agreed 0.957 with the unpadded removal by cells, 0.968 so; the
     /// 20° oblique copies of ch2 0.972–0.977 by cells, 0.978–0.981 so).
     pub edge: Field<bool>,
-    /// The same along the edge of the ear label (outside [`Self::edge`]): read only when the
-    /// ears are removed. By cells, ch2's 20° copies removed with ears agreed 0.961–0.967 with
+    /// The same along the edge of the ear label (outside [`Self::edge`]), when the ears are
+    /// removed (empty otherwise). By cells, ch2's 20° copies removed with ears agreed 0.961–0.967 with
     /// the original.
     pub ear_edge: Field<bool>,
     /// Cells of the protected region (not of the brain itself, in view) that the template
-    /// labels face or ears. The protected cells reach the margin and a half diagonal from the
+    /// labels face (or ears, when removed). The protected cells reach the margin and a half diagonal from the
     /// brain cells' centres, so the removal's back stops on the working grid's steps there; a
     /// native voxel of these cells changes when it lies beyond the margin from every cube of the
     /// brain and takes the label at its own position (ch2 padded by one voxel agreed 0.968 with
@@ -78,13 +78,15 @@ pub struct FaceRegion {
 impl FaceRegion {
     /// `labels` are the template labels mapped onto the working grid; `in_fov` the cells inside
     /// the native field of view; `behind_face`, where known (CT), the soft tissue between the
-    /// fitted face region and the facial bone, which is face too.
+    /// fitted face region and the facial bone, which is face too. The ears' edges are looked
+    /// for only `with_ears` (when they are removed).
     pub fn new(
         labels: &Field<u8>,
         brain: &ProtectedBrain,
         in_fov: &Field<bool>,
         behind_face: Option<&Field<bool>>,
         spacing: f64,
+        with_ears: bool,
     ) -> Self {
         let allowed = brain.protected.zip(in_fov, |p, ok| ok && !p);
         let labelled = labels.map(|l| l & label::FACE != 0);
@@ -96,8 +98,11 @@ impl FaceRegion {
                 .zip(&dilate(&m.map(|l| !l), diagonal, spacing), |a, b| a && b)
         };
         let mut edge = edge_of(&labelled).zip(&allowed, |e, a| e && a);
-        let mut ear_edge =
-            edge_of(&labels.map(|l| l & label::EARS != 0)).zip(&allowed, |e, a| e && a);
+        let mut ear_edge = if with_ears {
+            edge_of(&labels.map(|l| l & label::EARS != 0)).zip(&allowed, |e, a| e && a)
+        } else {
+            Field::filled(labels.dims, false)
+        };
         if let Some(behind) = behind_face {
             face = face.zip(behind, |f, b| f || b).zip(&allowed, |f, a| f && a);
             edge = edge.zip(behind, |e, b| e && !b);
@@ -112,7 +117,8 @@ impl FaceRegion {
                 && !brain.brain.data[c]
                 && brain.may_clear_margin(c)
                 && in_fov.data[c]
-                && labels.data[c] & (label::FACE | label::EARS) != 0
+                && (labels.data[c] & label::FACE != 0
+                    || with_ears && labels.data[c] & label::EARS != 0)
         });
         FaceRegion {
             face,

@@ -401,6 +401,7 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         &img.in_fov,
         behind_face.as_ref(),
         img.grid.spacing,
+        opts.ears,
     );
     timings.regions = ms(t);
     Ok(WorkingPlan {
@@ -607,7 +608,8 @@ fn min_distance_to_brain(region: &FaceRegion, brain: &ProtectedBrain, ears: bool
         .distance_to((0..region.face.data.len()).filter(|&c| {
             (region.face.data[c]
                 || region.edge.data[c]
-                || (ears && (region.ears.data[c] || region.ear_edge.data[c])))
+                || region.ear_edge.data[c]
+                || (ears && region.ears.data[c]))
                 && !brain.near_margin(c)
         }))
         .map(|d| (d - 2.0 * brain.half_diagonal()).max(0.0))
@@ -874,7 +876,7 @@ fn to_native(
     let surface = brain.surface_near(&grid, |c| {
         cell[c] & (FACE | EARS) != 0
             || region.edge.data[c]
-            || (ears && region.ear_edge.data[c])
+            || region.ear_edge.data[c]
             || region.protected_edge.data[c]
     });
     let template = Template::embedded();
@@ -901,9 +903,7 @@ fn to_native(
                             0
                         }
                     };
-                    if near
-                        .is_some_and(|c| region.edge.data[c] || (ears && region.ear_edge.data[c]))
-                    {
+                    if near.is_some_and(|c| region.edge.data[c] || region.ear_edge.data[c]) {
                         // (edge cells away from the margin are in the report's distance through
                         // `min_distance_to_brain`; those near it are measured below)
                         code = (code & !(FACE | EARS)) | own_label();
