@@ -16,9 +16,10 @@
 //!
 //! ```no_run
 //! use defacer_check::{check_volume, CheckOptions};
-//! let vol = &defacer_volume::load(&["defaced.nii.gz".into()]).unwrap()[0];
-//! let report = check_volume(vol, &CheckOptions::default()).unwrap();
-//! assert!(!report.face_found, "{}", serde_json::to_string(&report).unwrap());
+//! let vol = &defacer_volume::load(&["defaced.nii.gz".into()])?[0];
+//! let report = check_volume(vol, &CheckOptions::default())?;
+//! assert!(!report.face_found, "{}", serde_json::to_string(&report)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod error;

@@ -37,15 +37,16 @@
 //! let opts = Options { retain_patient_characteristics: true, ..Options::default() };
 //! let changes = deidentify_dataset(&mut obj, &opts);
 //!
-//! assert_ne!(obj.element(tags::PATIENT_NAME).unwrap().to_str().unwrap(), "Doe^Jane");
-//! assert_eq!(obj.element(tags::PATIENT_AGE).unwrap().to_str().unwrap(), "041Y");
-//! assert!(obj.element(tags::STUDY_DATE).unwrap().to_str().unwrap().is_empty());
+//! assert_ne!(obj.element(tags::PATIENT_NAME)?.to_str()?, "Doe^Jane");
+//! assert_eq!(obj.element(tags::PATIENT_AGE)?.to_str()?, "041Y");
+//! assert!(obj.element(tags::STUDY_DATE)?.to_str()?.is_empty());
 //! assert_eq!(
-//!     obj.element(tags::STUDY_INSTANCE_UID).unwrap().to_str().unwrap(),
+//!     obj.element(tags::STUDY_INSTANCE_UID)?.to_str()?,
 //!     defacer_deid::derive_uid("1.2.3.4")
 //! );
-//! assert_eq!(obj.element(tags::PATIENT_IDENTITY_REMOVED).unwrap().to_str().unwrap(), "YES");
+//! assert_eq!(obj.element(tags::PATIENT_IDENTITY_REMOVED)?.to_str()?, "YES");
 //! assert!(changes.iter().any(|c| c.attribute == "PatientName" && c.action == ChangeKind::Pseudonym));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod profile;

@@ -16,10 +16,11 @@
 //! ```
 //! use defacer_mask::{phantom::{Contrast, Phantom}, plan, DefaceOptions};
 //! let ph = Phantom::new(Contrast::T1).with_voxel_mm(2.5).build();
-//! let mask = plan(&ph.volume, &DefaceOptions::default()).unwrap();
+//! let mask = plan(&ph.volume, &DefaceOptions::default())?;
 //! assert!(mask.report.removed_ml > 50.0);
 //! // nothing in the phantom's brain is in the removal region
 //! assert!(mask.face.iter().zip(ph.brain.iter()).all(|(&f, &b)| !(f && b)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod brain;

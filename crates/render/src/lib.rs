@@ -15,11 +15,12 @@
 //!
 //! ```no_run
 //! use defacer_render::{RenderOptions, SkinScene, View, qc::save_png};
-//! let vol = &defacer_volume::load(&["head.nii.gz".into()]).unwrap()[0];
-//! let scene = SkinScene::new(vol, &RenderOptions::default()).unwrap();
+//! let vol = &defacer_volume::load(&["head.nii.gz".into()])?[0];
+//! let scene = SkinScene::new(vol, &RenderOptions::default())?;
 //! for view in View::around_face() {
-//!     save_png(&scene.render(&view), format!("{}.png", view.name()).as_ref()).unwrap();
+//!     save_png(&scene.render(&view), format!("{}.png", view.name()).as_ref())?;
 //! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod error;

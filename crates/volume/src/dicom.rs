@@ -19,12 +19,13 @@
 //! ```no_run
 //! use defacer_volume::dicom;
 //! let inputs = vec!["study/".into()];
-//! for s in dicom::scan(&inputs).unwrap() {
+//! for s in dicom::scan(&inputs)? {
 //!     println!("{} {} {} ({} files)", s.uid, s.modality, s.description, s.files);
 //! }
-//! let uid = dicom::scan(&inputs).unwrap()[0].uid.clone();
-//! let vol = dicom::load_series(&inputs, &uid).unwrap();
-//! dicom::save(&vol, "defaced/".as_ref(), &Default::default()).unwrap();
+//! let uid = dicom::scan(&inputs)?[0].uid.clone();
+//! let vol = dicom::load_series(&inputs, &uid)?;
+//! dicom::save(&vol, "defaced/".as_ref(), &Default::default())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod instance;

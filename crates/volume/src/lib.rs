@@ -11,10 +11,11 @@
 //!
 //! ```no_run
 //! use defacer_volume::{load, save, SaveOptions};
-//! let vols = load(&["head.nii.gz".into()]).unwrap();
+//! let vols = load(&["head.nii.gz".into()])?;
 //! let v = &vols[0];
 //! println!("{:?} {} {}", v.dims(), v.datatype(), v.affine.orientation_codes());
-//! save(v, "copy.nii.gz".as_ref(), &SaveOptions::default()).unwrap();
+//! save(v, "copy.nii.gz".as_ref(), &SaveOptions::default())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod dicom;
