@@ -817,25 +817,42 @@ fn to_native(
     const INTRACRANIAL: u8 = 64;
     // not a mask of its own: where no voxel is taken for bone
     const GLOBE: u8 = 128;
+    // Nor are these: what a voxel of the cell must be looked at for beyond its cell's code. They
+    // are gathered into the code so that the voxels of most cells (far from every edge, from
+    // the brain and from bone) take one read of it and nothing else.
+    // an edge of the face or ear label: the voxel takes the template's label at its own position
+    const LABEL_EDGE: u16 = 256;
+    // a protected cell that may hold voxels beyond the margin (`FaceRegion::protected_edge`)
+    const PROTECTED_EDGE: u16 = 512;
+    // a cell of the head whose voxels may be bone (`SkullSurface::may_hold_native_bone`)
+    const MAY_BE_BONE: u16 = 1024;
+    // an open cell near the margin: its voxels are measured to the brain (`surface_near`)
+    const NEAR_BRAIN: u16 = 2048;
     let [nx, ny, nz, _] = vol.dims();
-    let cell: Vec<u8> = (0..labels.data.len())
+    let phys: Option<&[f32]> = skull.found().then_some(&img.native[..]);
+    let mut cell: Vec<u16> = (0..labels.data.len())
         .into_par_iter()
         .map(|c| {
-            let bit = |on: bool, b: u8| if on { b } else { 0 };
-            bit(region.face.data[c], FACE)
-                | bit(ears && region.ears.data[c], EARS)
-                | bit(brain.protected.data[c], PROTECTED)
-                | bit(head.data[c], HEAD)
-                | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD)
+            let bit = |on: bool, b: u16| if on { b } else { 0 };
+            bit(region.face.data[c], FACE as u16)
+                | bit(ears && region.ears.data[c], EARS as u16)
+                | bit(brain.protected.data[c], PROTECTED as u16)
+                | bit(head.data[c], HEAD as u16)
+                | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD as u16)
                 | bit(
                     skull.intracranial.as_ref().is_some_and(|f| f.data[c]),
-                    INTRACRANIAL,
+                    INTRACRANIAL as u16,
                 )
-                | bit(globes.is_some_and(|g| g.data[c]), GLOBE)
+                | bit(globes.is_some_and(|g| g.data[c]), GLOBE as u16)
+                | bit(region.edge.data[c] || region.ear_edge.data[c], LABEL_EDGE)
+                | bit(region.protected_edge.data[c], PROTECTED_EDGE)
+                | bit(
+                    phys.is_some() && head.data[c] && skull.may_hold_native_bone(c),
+                    MAY_BE_BONE,
+                )
         })
         .collect();
-    // Bone is kept at native resolution, where it is sharp.
-    let phys: Option<&[f32]> = skull.found().then_some(&img.native[..]);
+    // Bone is kept at native resolution, where it is sharp (`phys`, above).
     let grid = img.grid;
     let rows = NativeRows::new(vol);
     let bits = [
@@ -875,11 +892,11 @@ fn to_native(
     }
     // the brain's surface near each open cell within reach of the margin
     let surface = brain.surface_near(&grid, |c| {
-        cell[c] & (FACE | EARS) != 0
-            || region.edge.data[c]
-            || region.ear_edge.data[c]
-            || region.protected_edge.data[c]
+        cell[c] & ((FACE | EARS) as u16 | LABEL_EDGE | PROTECTED_EDGE) != 0
     });
+    for &c in surface.keys() {
+        cell[c] |= NEAR_BRAIN;
+    }
     let template = Template::embedded();
     let nearest_to_brain = slabs
         .into_par_iter()
@@ -890,7 +907,12 @@ fn to_native(
             for j in 0..ny {
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
-                    let mut code = near.map_or(0, |c| cell[c]);
+                    let full = near.map_or(0, |c| cell[c]);
+                    let mut code = full as u8;
+                    if full & (LABEL_EDGE | PROTECTED_EDGE | MAY_BE_BONE | NEAR_BRAIN) == 0 {
+                        row[i] = code;
+                        return;
+                    }
                     // FACE or EARS (or neither) by the template's label at this voxel itself
                     let own_label = || {
                         let w = map.to_world([i as f64, j as f64, k as f64]);
@@ -904,19 +926,19 @@ fn to_native(
                             0
                         }
                     };
-                    if near.is_some_and(|c| region.edge.data[c] || region.ear_edge.data[c]) {
+                    if full & LABEL_EDGE != 0 {
                         // (edge cells away from the margin are in the report's distance through
                         // `min_distance_to_brain`; those near it are measured below)
                         code = (code & !(FACE | EARS)) | own_label();
                     }
-                    if near.is_some_and(|c| region.protected_edge.data[c]) {
+                    if full & PROTECTED_EDGE != 0 {
                         // taken here only if the brain check below finds it beyond the margin
                         let own = own_label();
                         if own != 0 {
                             code = (code & !PROTECTED) | own;
                         }
                     }
-                    if let Some(v) = &phys {
+                    if let Some(v) = phys.filter(|_| full & MAY_BE_BONE != 0) {
                         let at = i + nx * (j + ny * k);
                         let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
                         if code & (HEAD | GLOBE) == HEAD
@@ -931,7 +953,7 @@ fn to_native(
                     // the protected cells keep the margin from the brain cells' centres; here it
                     // is kept from every point of them
                     if let Some(s) = near
-                        .filter(|_| code & (FACE | EARS) != 0)
+                        .filter(|_| full & NEAR_BRAIN != 0 && code & (FACE | EARS) != 0)
                         .and_then(|c| surface.get(&c))
                     {
                         let w = map.to_world([i as f64, j as f64, k as f64]);

@@ -219,6 +219,16 @@ impl SkullSurface {
         }
     }
 
+    /// Whether a native voxel whose nearest working cell is `c` can be bone at all: false
+    /// where [`Self::is_native_bone`] is false whatever the voxel's value. Lets the native pass
+    /// skip the voxels of cells far from the MRI's dark band.
+    pub fn may_hold_native_bone(&self, c: usize) -> bool {
+        if self.modality == Modality::Ct {
+            return true;
+        }
+        self.mri_band.as_ref().is_some_and(|(_, near)| near.data[c])
+    }
+
     /// Whether bone was identified (and so can be kept).
     pub fn found(&self) -> bool {
         self.bone.is_some()
