@@ -97,20 +97,22 @@ impl ProtectedBrain {
         let b = &self.brain;
         let [nx, ny, nz] = b.dims;
         let surface = |c: usize| {
+            if !b.data[c] {
+                return false;
+            }
             let [i, j, k] = b.coords(c);
-            b.data[c]
-                && (i == 0
-                    || j == 0
-                    || k == 0
-                    || i + 1 == nx
-                    || j + 1 == ny
-                    || k + 1 == nz
-                    || !b.data[c - 1]
-                    || !b.data[c + 1]
-                    || !b.data[c - nx]
-                    || !b.data[c + nx]
-                    || !b.data[c - nx * ny]
-                    || !b.data[c + nx * ny])
+            i == 0
+                || j == 0
+                || k == 0
+                || i + 1 == nx
+                || j + 1 == ny
+                || k + 1 == nz
+                || !b.data[c - 1]
+                || !b.data[c + 1]
+                || !b.data[c - nx]
+                || !b.data[c + nx]
+                || !b.data[c - nx * ny]
+                || !b.data[c + nx * ny]
         };
         // a voxel is within half a diagonal of its cell's centre, and a cube within the
         // margin and a half diagonal of the voxel has its centre within another
