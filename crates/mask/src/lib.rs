@@ -757,33 +757,39 @@ impl<'a> NativeRows<'a> {
                 return;
             }
         }
-        match varying {
-            // axis-aligned: one coordinate changes along the row
-            [true, false, false] | [false, true, false] | [false, false, true] => {
-                let r = varying.iter().position(|&v| v).unwrap_or(0);
-                for i in 0..nx {
-                    let mut ijk = fixed;
-                    let cell = along(r, i).map(|x| {
-                        ijk[r] = x;
-                        grid.cell(ijk)
-                    });
-                    f(i, cell);
+        // the cell of index 0 along the varying axes, and each axis's step between cells
+        let mut ijk = fixed;
+        for r in 0..3 {
+            if varying[r] {
+                ijk[r] = 0;
+            }
+        }
+        let first = grid.cell(ijk);
+        let stride = [1, grid.dims[0], grid.dims[0] * grid.dims[1]];
+        // `along` for a chunk of the row at a time, axis by axis, in loops of arithmetic only,
+        // which the compiler vectorises (their divisions are most of the cost of a voxel here);
+        // -1 where the voxel's cell is beyond the grid
+        const CHUNK: usize = 64;
+        let mut index = [[0i32; CHUNK]; 3];
+        for start in (0..nx).step_by(CHUNK) {
+            let len = CHUNK.min(nx - start);
+            for r in (0..3).filter(|&r| varying[r]) {
+                let n = grid.dims[r] as i64 as f64;
+                for (t, x) in index[r][..len].iter_mut().enumerate() {
+                    // `along`, as `WorkingGrid::nearest_along` rounds
+                    let g = (self.coordinate(r, start + t, pj, pk) - grid.origin[r]) / grid.spacing
+                        + 0.5;
+                    *x = if g >= 0.0 && g < n { g as i32 } else { -1 };
                 }
             }
-            _ => {
-                for i in 0..nx {
-                    let mut ijk = fixed;
-                    let mut inside = true;
-                    for r in 0..3 {
-                        if varying[r] {
-                            match along(r, i) {
-                                Some(x) => ijk[r] = x,
-                                None => inside = false,
-                            }
-                        }
-                    }
-                    f(i, inside.then(|| grid.cell(ijk)));
-                }
+            // (the fixed axes' indices stay 0)
+            let [xs, ys, zs] = &index;
+            for (t, ((&x, &y), &z)) in xs[..len].iter().zip(ys).zip(zs).enumerate() {
+                let inside = x >= 0 && y >= 0 && z >= 0;
+                let cell = || {
+                    first + stride[0] * x as usize + stride[1] * y as usize + stride[2] * z as usize
+                };
+                f(start + t, inside.then(cell));
             }
         }
     }
