@@ -775,10 +775,15 @@ impl<'a> NativeRows<'a> {
             let len = CHUNK.min(nx - start);
             for r in (0..3).filter(|&r| varying[r]) {
                 let n = grid.dims[r] as i64 as f64;
+                let [a0, a3] = [self.affine[r][0], self.affine[r][3]];
+                let (o, s, pj) = (grid.origin[r], grid.spacing, pj[r]);
+                let pk = pk[r];
                 for (t, x) in index[r][..len].iter_mut().enumerate() {
-                    // `along`, as `WorkingGrid::nearest_along` rounds
-                    let g = (self.coordinate(r, start + t, pj, pk) - grid.origin[r]) / grid.spacing
-                        + 0.5;
+                    // `along` (`coordinate`, rounded as `WorkingGrid::nearest_along` rounds);
+                    // the index converted through i32, which vectorises (a row is far shorter
+                    // than 2³¹ voxels, so it is the same number)
+                    let i = (start + t) as i32 as f64;
+                    let g = (a0 * i + pj + pk + a3 - o) / s + 0.5;
                     *x = if g >= 0.0 && g < n { g as i32 } else { -1 };
                 }
             }
