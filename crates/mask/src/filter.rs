@@ -1,7 +1,7 @@
 //! Box filters on the working grid: sums and masked means over (2r+1)³ cells, separable and
 //! exact (prefix sums), for levels that must not be dragged by the cells left out.
 
-use crate::grid::Field;
+use crate::grid::{column_blocks, Field};
 use rayon::prelude::*;
 
 /// Mean of `values` over the `mask` cells in a (2r+1)³ box around each cell (0 where the box
@@ -132,13 +132,7 @@ fn box_sum<T: Summand>(
     // z: column blocks of whole planes' rows, each summed over z on its own
     let mut out = vec![T::default(); plane * nz];
     let width = Z_BLOCK.min(plane.max(1));
-    let blocks = plane.div_ceil(width);
-    let mut parts: Vec<Vec<&mut [T]>> = (0..blocks).map(|_| Vec::with_capacity(nz)).collect();
-    for o in out.chunks_mut(plane.max(1)) {
-        for (part, piece) in parts.iter_mut().zip(o.chunks_mut(width)) {
-            part.push(piece);
-        }
-    }
+    let parts = column_blocks(&mut out, plane, width);
     parts.into_par_iter().enumerate().for_each(|(b, mut outs)| {
         let c0 = b * width;
         let w = outs.first().map_or(0, |o| o.len());

@@ -66,6 +66,23 @@ impl<T: Copy + Send + Sync> Field<T> {
     }
 }
 
+/// The slices of `data` (planes of `plane` cells, one after the other) cut into column blocks of
+/// `width` cells (the last one narrower): block `b` holds cells `b * width..` of every plane,
+/// plane by plane. Work along z that goes block by block keeps its planes' rows in cache where
+/// whole planes would not fit.
+pub fn column_blocks<T>(data: &mut [T], plane: usize, width: usize) -> Vec<Vec<&mut [T]>> {
+    let (plane, width) = (plane.max(1), width.max(1));
+    let mut blocks: Vec<Vec<&mut [T]>> = (0..plane.div_ceil(width))
+        .map(|_| Vec::with_capacity(data.len() / plane))
+        .collect();
+    for slice in data.chunks_mut(plane) {
+        for (block, piece) in blocks.iter_mut().zip(slice.chunks_mut(width)) {
+            block.push(piece);
+        }
+    }
+    blocks
+}
+
 impl Field<bool> {
     pub fn count(&self) -> usize {
         self.data.iter().filter(|&&b| b).count()
