@@ -18,7 +18,7 @@
 
 use crate::distance::{
     close, components_holding, dilate, distance_sq_within, erode, fill_holes, largest_component,
-    reach_through,
+    reach_cells, reach_through,
 };
 use crate::filter::local_mean;
 use crate::grid::{Field, WorkingImage};
@@ -457,27 +457,43 @@ fn bridge_leaking_slices(
 ) -> (Field<bool>, Field<bool>) {
     let [nx, ny, nz] = ring.dims;
     let plane = nx * ny;
-    let leaking = |enclosed: &Field<bool>, k: usize| {
-        let cells = k * plane..(k + 1) * plane;
-        let n = cells.clone().filter(|&c| deep.data[c]).count();
-        let held = cells.filter(|&c| deep.data[c] && enclosed.data[c]).count();
+    // whether slice k, enclosed as `slice` says, leaks
+    let leaking = |slice: &[bool], k: usize| {
+        let deep = &deep.data[k * plane..(k + 1) * plane];
+        let n = deep.iter().filter(|&&d| d).count();
+        let held = deep.iter().zip(slice).filter(|(&d, &e)| d && e).count();
         n > 0 && (held as f64) < HELD_SHARE * n as f64
     };
     let (mut ring, mut enclosed) = (ring, enclosed);
     for &bridge in bridges {
-        let leaks: Vec<usize> = (0..nz).filter(|&k| leaking(&enclosed, k)).collect();
-        if leaks.is_empty() {
+        let leaks: Vec<usize> = (0..nz)
+            .filter(|&k| leaking(&enclosed.data[k * plane..(k + 1) * plane], k))
+            .collect();
+        let (Some(&first), Some(&last)) = (leaks.first(), leaks.last()) else {
             break;
-        }
-        let wide = close(band, bridge.max(2.0 * sp), sp);
-        let wide_enclosed = enclosed_in_axial_slices(&wide, head, in_view);
+        };
+        // The closing is needed in the leaking slices only, and there it depends on the band
+        // within two reaches of the radius: it is taken on that slab alone (a few slices where
+        // one vein crosses the band, instead of the whole head), which gives those slices the
+        // whole grid's closing exactly.
+        let radius = bridge.max(2.0 * sp);
+        let reach = reach_cells(radius, sp);
+        let lo = first.saturating_sub(2 * reach + 1);
+        let hi = (last + 2 * reach + 2).min(nz);
+        let slab = |f: &Field<bool>| Field {
+            dims: [nx, ny, hi - lo],
+            data: f.data[lo * plane..hi * plane].to_vec(),
+        };
+        let wide = close(&slab(band), radius, sp);
+        let wide_enclosed = enclosed_in_axial_slices(&wide, &slab(head), &slab(in_view));
         for k in leaks {
-            if leaking(&wide_enclosed, k) {
+            let cells = (k - lo) * plane..(k - lo + 1) * plane;
+            if leaking(&wide_enclosed.data[cells.clone()], k) {
                 continue;
             }
-            let cells = k * plane..(k + 1) * plane;
-            ring.data[cells.clone()].copy_from_slice(&wide.data[cells.clone()]);
-            enclosed.data[cells.clone()].copy_from_slice(&wide_enclosed.data[cells]);
+            let to = k * plane..(k + 1) * plane;
+            ring.data[to.clone()].copy_from_slice(&wide.data[cells.clone()]);
+            enclosed.data[to].copy_from_slice(&wide_enclosed.data[cells]);
         }
     }
     (ring, enclosed)
