@@ -819,15 +819,15 @@ fn to_native(
     keep_bone: bool,
     to_template: &Matrix4<f64>,
 ) -> NativeMasks {
-    const FACE: u8 = 1;
-    const EARS: u8 = 2;
-    const PROTECTED: u8 = 4;
-    const HEAD: u8 = 8;
-    const TEMPLATE_HEAD: u8 = 16;
-    const BONE: u8 = 32;
-    const INTRACRANIAL: u8 = 64;
+    const FACE: u16 = 1;
+    const EARS: u16 = 2;
+    const PROTECTED: u16 = 4;
+    const HEAD: u16 = 8;
+    const TEMPLATE_HEAD: u16 = 16;
+    const BONE: u16 = 32;
+    const INTRACRANIAL: u16 = 64;
     // not a mask of its own: where no voxel is taken for bone
-    const GLOBE: u8 = 128;
+    const GLOBE: u16 = 128;
     // Nor are these: what a voxel of the cell must be looked at for beyond its cell's code. They
     // are gathered into the code so that the voxels of most cells (far from every edge, from
     // the brain and from bone) take one read of it and nothing else.
@@ -845,16 +845,16 @@ fn to_native(
         .into_par_iter()
         .map(|c| {
             let bit = |on: bool, b: u16| if on { b } else { 0 };
-            bit(region.face.data[c], FACE as u16)
-                | bit(ears && region.ears.data[c], EARS as u16)
-                | bit(brain.protected.data[c], PROTECTED as u16)
-                | bit(head.data[c], HEAD as u16)
-                | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD as u16)
+            bit(region.face.data[c], FACE)
+                | bit(ears && region.ears.data[c], EARS)
+                | bit(brain.protected.data[c], PROTECTED)
+                | bit(head.data[c], HEAD)
+                | bit(labels.data[c] & label::HEAD != 0, TEMPLATE_HEAD)
                 | bit(
                     skull.intracranial.as_ref().is_some_and(|f| f.data[c]),
-                    INTRACRANIAL as u16,
+                    INTRACRANIAL,
                 )
-                | bit(globes.is_some_and(|g| g.data[c]), GLOBE as u16)
+                | bit(globes.is_some_and(|g| g.data[c]), GLOBE)
                 | bit(region.edge.data[c] || region.ear_edge.data[c], LABEL_EDGE)
                 | bit(region.protected_edge.data[c], PROTECTED_EDGE)
                 | bit(
@@ -903,7 +903,7 @@ fn to_native(
     }
     // the brain's surface near each open cell within reach of the margin
     let surface = brain.surface_near(&grid, |c| {
-        cell[c] & ((FACE | EARS) as u16 | LABEL_EDGE | PROTECTED_EDGE) != 0
+        cell[c] & (FACE | EARS | LABEL_EDGE | PROTECTED_EDGE) != 0
     });
     for &c in surface.keys() {
         cell[c] |= NEAR_BRAIN;
@@ -913,13 +913,13 @@ fn to_native(
         .into_par_iter()
         .enumerate()
         .map(|(k, out)| {
-            let mut codes = vec![0u8; plane];
+            let mut codes = vec![0u16; plane];
             let mut nearest = f64::INFINITY;
             for j in 0..ny {
                 let row = &mut codes[nx * j..nx * (j + 1)];
                 rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                     let full = near.map_or(0, |c| cell[c]);
-                    let mut code = full as u8;
+                    let mut code = full;
                     if full & (LABEL_EDGE | PROTECTED_EDGE | MAY_BE_BONE | NEAR_BRAIN) == 0 {
                         row[i] = code;
                         return;
