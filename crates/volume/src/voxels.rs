@@ -205,7 +205,7 @@ impl Voxels {
         fn go<T: Sample>(a: &mut Array4<T>, mask: &ArrayView3<bool>, stored: f64) {
             let v = T::from_f64(stored);
             for mut frame in a.axis_iter_mut(ndarray::Axis(3)) {
-                Zip::from(&mut frame).and(mask).for_each(|x, &m| {
+                Zip::from(&mut frame).and(mask).par_for_each(|x, &m| {
                     if m {
                         *x = v
                     }
@@ -220,7 +220,7 @@ impl Voxels {
     where
         F: Fn(usize, [usize; 3], f64) -> f64 + Sync,
     {
-        fn go<T: Sample, F: Fn(usize, [usize; 3], f64) -> f64>(
+        fn go<T: Sample, F: Fn(usize, [usize; 3], f64) -> f64 + Sync>(
             a: &mut Array4<T>,
             mask: &ArrayView3<bool>,
             f: F,
@@ -228,7 +228,7 @@ impl Voxels {
             for (t, mut frame) in a.axis_iter_mut(ndarray::Axis(3)).enumerate() {
                 Zip::indexed(&mut frame)
                     .and(mask)
-                    .for_each(|(i, j, k), x, &m| {
+                    .par_for_each(|(i, j, k), x, &m| {
                         if m {
                             *x = T::from_f64(f(t, [i, j, k], x.to_f64()))
                         }
@@ -246,9 +246,11 @@ impl Voxels {
                 return None;
             }
             // NaN == NaN must count as equal here: compare bit patterns through f64.
-            Some(Zip::from(a).and(b).fold(0, |n, x, y| {
-                n + (x.to_f64().to_bits() != y.to_f64().to_bits()) as usize
-            }))
+            Some(Zip::from(a).and(b).par_fold(
+                || 0,
+                |n, x, y| n + (x.to_f64().to_bits() != y.to_f64().to_bits()) as usize,
+                |m, n| m + n,
+            ))
         }
         macro_rules! pair {
             ($($v:ident),*) => {
