@@ -130,12 +130,17 @@ impl DicomSeries {
     /// emptied or replaced in any of its files, each once, by name (never with its old value).
     /// Computed on copies of the headers read, exactly as the writer does it.
     pub fn identifying_fields(&self, opts: &defacer_deid::Options) -> Vec<defacer_deid::Change> {
-        let mut all = std::collections::BTreeSet::new();
-        for inst in &self.instances {
-            let mut obj = (*inst.header.object).clone();
-            all.extend(defacer_deid::deidentify(&mut obj, opts));
-        }
-        all.into_iter().collect()
+        // every header is de-identified on a copy, as `save` does it (in parallel: a series
+        // has hundreds); the union of sets does not depend on the order
+        self.instances
+            .par_iter()
+            .map(|inst| defacer_deid::deidentify(&mut (*inst.header.object).clone(), opts))
+            .reduce(std::collections::BTreeSet::new, |mut a, b| {
+                a.extend(b);
+                a
+            })
+            .into_iter()
+            .collect()
     }
 }
 
