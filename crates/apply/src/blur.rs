@@ -220,7 +220,8 @@ pub(crate) fn rebuild_region(
     // cavities behind the region, holes that read as eyes and mouth.
     let shape = smooth_shape(&head_like.slice(sl).to_owned(), vox, shape_sigma_mm);
     let head = region.head.slice(sl).mapv(|m| m as u8 as f32);
-    let background = background_pools(vol, region);
+    // the background's samples only for a noise fill (gathering them reads the whole volume)
+    let background = matches!(fill, Fill::Noise).then(|| background_pools(vol, region));
     let nt = vol.dims()[3];
     let mut targets = Vec::with_capacity(nt);
     for t in 0..nt {
@@ -269,7 +270,10 @@ pub(crate) fn rebuild_region(
                     let ijk = [i + off[0], j + off[1], k + off[2]];
                     *v = match fill {
                         Fill::Air => air as f32,
-                        Fill::Noise => background.draw(t, ijk).unwrap_or(air) as f32,
+                        Fill::Noise => background
+                            .as_ref()
+                            .and_then(|b| b.draw(t, ijk))
+                            .unwrap_or(air) as f32,
                     };
                 }
             });
