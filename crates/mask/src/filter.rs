@@ -129,12 +129,12 @@ fn box_sum<T: Summand>(
             window_rows(slab, out, rows_prefix, nx, ny, r);
         },
     );
-    // z: column blocks of whole planes' rows, each summed over z on its own
-    let mut out = vec![T::default(); plane * nz];
+    // z: column blocks of whole planes' rows, each summed over z on its own, in place: slice
+    // k's sums are written once rows up to k + r have been added into the ring, and row k is
+    // never read again
     let width = Z_BLOCK.min(plane.max(1));
-    let parts = column_blocks(&mut out, plane, width);
-    parts.into_par_iter().enumerate().for_each(|(b, mut outs)| {
-        let c0 = b * width;
+    let parts = column_blocks(&mut xy, plane, width);
+    parts.into_par_iter().for_each(|mut outs| {
         let w = outs.first().map_or(0, |o| o.len());
         let slots = 2 * r + 2;
         // prefix t (the sum of rows 0..t) lives in slot t % slots; prefix 0 is zero
@@ -143,7 +143,7 @@ fn box_sum<T: Summand>(
         for t in 0..=nz {
             if t > 0 {
                 let (prev, cur) = ((t - 1) % slots, t % slots);
-                let src = &xy[plane * (t - 1) + c0..][..w];
+                let src = &outs[t - 1][..];
                 // the two slots, disjoint
                 let (a, b) = ring.split_at_mut(cur.max(prev) * w);
                 let (p, c) = if prev < cur {
@@ -167,7 +167,7 @@ fn box_sum<T: Summand>(
             }
         }
     });
-    out
+    xy
 }
 
 /// Columns per block of the z sums: a ring of 2r+2 rows of them (r = 8: 18 rows, 147 KB of
