@@ -1,7 +1,7 @@
 //! The working grid: a small RAS-aligned isotropic copy of the volume where the heavy work
 //! happens, whatever the native orientation, obliquity or slice thickness.
 
-use defacer_volume::{Volume, VoxelMap};
+use defacer_volume::{FrameVisitor, PhysicalFrame, Volume, VoxelMap};
 use rayon::prelude::*;
 
 /// A scalar field on a working grid, x fastest (index `i + nx * (j + ny * k)`).
@@ -292,48 +292,95 @@ impl Corners {
 /// cells that lie inside the native field of view. Outside it nothing is known: such cells are
 /// neither head nor air.
 #[derive(Debug, Clone)]
-pub struct WorkingImage {
+pub struct WorkingImage<'a> {
     pub grid: WorkingGrid,
     pub values: Field<f32>,
     pub in_fov: Field<bool>,
-    /// The native voxels' physical values, x fastest: kept for the native-resolution steps
-    /// (bone is judged voxel by voxel), which would otherwise convert the volume again.
-    pub native: Vec<f32>,
+    /// The native voxels' physical values, for the native-resolution steps (bone is judged
+    /// voxel by voxel).
+    pub native: NativeValues<'a>,
 }
 
-impl WorkingImage {
-    pub fn from_volume(vol: &Volume, spacing_mm: f64) -> Option<Self> {
+/// The native voxels' physical values, x fastest: read where the volume stores them when it
+/// stores them x fastest (as read from files), with no converted copy of the volume (on a
+/// 256×256×170 series that copy was 44 MB, a sixth of a command's memory); converted once
+/// otherwise.
+#[derive(Debug, Clone)]
+pub enum NativeValues<'a> {
+    InPlace(PhysicalFrame<'a>),
+    Converted(Vec<f32>),
+}
+
+impl<'a> NativeValues<'a> {
+    /// The values of `vol`'s first frame.
+    pub fn of(vol: &'a Volume) -> Self {
+        if let Some(frame) = vol.physical_frame(0) {
+            return NativeValues::InPlace(frame);
+        }
         let [nx, ny, nz, _] = vol.dims();
-        let dims = [nx, ny, nz];
-        let map = vol.voxel_map()?;
-        let grid = WorkingGrid::covering(&map, dims, spacing_mm);
         let phys = vol.frame_physical(0);
-        // Flatten in x-fastest order once so lookups are plain slice reads.
-        let flat: Vec<f32> = if phys.t().is_standard_layout() {
-            // Fortran order already is x fastest: take the buffer, no copy
-            let (mut v, offset) = phys.into_raw_vec_and_offset();
-            v.drain(..offset.unwrap_or(0));
-            v.truncate(nx * ny * nz);
-            v
-        } else {
-            let mut v = vec![0f32; nx * ny * nz];
-            for ((i, j, k), &x) in phys.indexed_iter() {
-                v[i + nx * (j + ny * k)] = x;
-            }
-            v
-        };
-        // Native voxels take the value of their nearest cell, so every cell that is nearest to
-        // some native voxel must count as seen, even when its centre lies just beyond the native
-        // box (otherwise the outermost native slices, often the nose tip, are never removed).
-        let (lo, hi) = map.index_limits(dims, 0.5 * grid.spacing);
-        let pairs = grid.build(|w| {
-            let g = map.to_voxel(w);
+        let mut v = vec![0f32; nx * ny * nz];
+        for ((i, j, k), &x) in phys.indexed_iter() {
+            v[i + nx * (j + ny * k)] = x;
+        }
+        NativeValues::Converted(v)
+    }
+
+    /// `visitor` run with a reader of these values of one concrete type (see
+    /// [`PhysicalFrame::visit`]): the physical value of voxel `i` (x fastest), as
+    /// [`Volume::frame_physical`] gives it.
+    pub fn visit<V: FrameVisitor>(&self, visitor: V) -> V::Output {
+        match self {
+            NativeValues::InPlace(frame) => frame.visit(visitor),
+            NativeValues::Converted(v) => visitor.visit(|i| v[i]),
+        }
+    }
+}
+
+/// The native values interpolated at every cell of `grid`, with whether the cell is in view
+/// (see [`WorkingImage::from_volume`]), given a reader of the values.
+struct Resample<'g> {
+    grid: &'g WorkingGrid,
+    map: &'g VoxelMap<'g>,
+    dims: [usize; 3],
+    /// The continuous voxel indices within which a cell is in view.
+    limits: ([f64; 3], [f64; 3]),
+}
+
+impl FrameVisitor for Resample<'_> {
+    type Output = Field<(f32, bool)>;
+    fn visit(self, read: impl Fn(usize) -> f32 + Sync) -> Self::Output {
+        let (dims, (lo, hi)) = (self.dims, self.limits);
+        let read = &read;
+        self.grid.build(|w| {
+            let g = self.map.to_voxel(w);
             if (0..3).any(|a| g[a] < lo[a] || g[a] > hi[a]) {
                 return (0f32, false);
             }
             let c = g.map(|x| x.max(0.0));
             let c = [0, 1, 2].map(|a| c[a].min((dims[a] - 1) as f64));
-            (trilinear(&flat, dims, c).unwrap_or(0.0), true)
+            let v = trilinear_with(dims, c, |k| read(k) as f64).map(|v| v as f32);
+            (v.unwrap_or(0.0), true)
+        })
+    }
+}
+
+impl<'a> WorkingImage<'a> {
+    pub fn from_volume(vol: &'a Volume, spacing_mm: f64) -> Option<Self> {
+        let [nx, ny, nz, _] = vol.dims();
+        let dims = [nx, ny, nz];
+        let map = vol.voxel_map()?;
+        let grid = WorkingGrid::covering(&map, dims, spacing_mm);
+        let native = NativeValues::of(vol);
+        // Native voxels take the value of their nearest cell, so every cell that is nearest to
+        // some native voxel must count as seen, even when its centre lies just beyond the native
+        // box (otherwise the outermost native slices, often the nose tip, are never removed).
+        let (lo, hi) = map.index_limits(dims, 0.5 * grid.spacing);
+        let pairs = native.visit(Resample {
+            grid: &grid,
+            map: &map,
+            dims,
+            limits: (lo, hi),
         });
         let values = pairs.map(|p| if p.0.is_finite() { p.0 } else { 0.0 });
         let in_fov = pairs.map(|p| p.1);
@@ -341,7 +388,7 @@ impl WorkingImage {
             grid,
             values,
             in_fov,
-            native: flat,
+            native,
         })
     }
 }

@@ -34,7 +34,7 @@ pub mod registration;
 pub mod skull;
 pub mod template;
 
-use defacer_volume::{DataType, Modality, Volume, VoxelMap};
+use defacer_volume::{DataType, FrameVisitor, Modality, Volume, VoxelMap};
 use nalgebra::{Matrix4, Vector4};
 use ndarray::{Array3, Axis, ShapeBuilder};
 use rayon::prelude::*;
@@ -43,7 +43,7 @@ use std::time::Instant;
 
 use brain::ProtectedBrain;
 use face::FaceRegion;
-use grid::{Field, WorkingGrid, WorkingImage};
+use grid::{Field, NativeValues, WorkingGrid, WorkingImage};
 use head::HeadMask;
 use registration::{HeadFit, SubjectSurface};
 use skull::SkullSurface;
@@ -256,7 +256,7 @@ pub struct WorkingPlan<'a> {
     opts: DefaceOptions,
     started: Instant,
     modality: Modality,
-    img: WorkingImage,
+    img: WorkingImage<'a>,
     head: HeadMask,
     fit: HeadFit,
     labels: Field<u8>,
@@ -653,8 +653,12 @@ struct NativeMasks {
 }
 
 /// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped;
-/// `v` holds the voxels x fastest.
-fn binomial(v: &[f32], [nx, ny, nz]: [usize; 3], [i, j, k]: [usize; 3]) -> f32 {
+/// `read(i, j, k)` is the voxel's value.
+fn binomial(
+    read: impl Fn(usize, usize, usize) -> f32,
+    [nx, ny, nz]: [usize; 3],
+    [i, j, k]: [usize; 3],
+) -> f32 {
     let taps = |at: usize, n: usize| {
         [
             (at.saturating_sub(1), 1.0f32),
@@ -665,15 +669,90 @@ fn binomial(v: &[f32], [nx, ny, nz]: [usize; 3], [i, j, k]: [usize; 3]) -> f32 {
     let mut sum = 0.0f32;
     for (kk, wk) in taps(k, nz) {
         for (jj, wj) in taps(j, ny) {
-            let row = &v[nx * (jj + ny * kk)..][..nx];
             // the weights' products are small whole numbers, exact in f32
             let w = wk * wj;
             for (ii, wi) in taps(i, nx) {
-                sum += w * wi * row[ii];
+                sum += w * wi * read(ii, jj, kk);
             }
         }
     }
     sum / 64.0
+}
+
+/// The native values of a slice and of its neighbours, converted from the volume a row at a
+/// time where bone is judged (around the skull): the bone checks read them at native
+/// resolution, and a converted copy of the whole volume would be the largest buffer of a
+/// mask. Kept per worker and reused from slice to slice.
+struct SliceRows {
+    dims: [usize; 3],
+    /// The slice whose rows are held (its neighbours at planes 0 and 2).
+    k: usize,
+    values: Vec<f32>,
+    /// Whether row `plane · ny + j` is converted.
+    ready: Vec<bool>,
+}
+
+impl SliceRows {
+    fn new([nx, ny, nz]: [usize; 3]) -> Self {
+        SliceRows {
+            dims: [nx, ny, nz],
+            k: 0,
+            values: vec![0.0; 3 * nx * ny],
+            ready: vec![false; 3 * ny],
+        }
+    }
+
+    /// Starts on slice `k`: nothing converted yet.
+    fn start(&mut self, k: usize) {
+        self.k = k;
+        self.ready.fill(false);
+    }
+
+    /// Converts rows `j − 1` to `j + 1` of the slice and its neighbours (those that exist),
+    /// all that [`binomial`] reads around row `j`.
+    fn convert_around(&mut self, native: &NativeValues, j: usize) {
+        let [nx, ny, nz] = self.dims;
+        let k = self.k;
+        for p in 0..3 {
+            if (p == 0 && k == 0) || (p == 2 && k + 1 >= nz) {
+                continue;
+            }
+            let kk = k + p - 1;
+            for jj in j.saturating_sub(1)..(j + 2).min(ny) {
+                let r = p * ny + jj;
+                if !self.ready[r] {
+                    native.visit(ConvertRow {
+                        start: nx * (jj + ny * kk),
+                        out: &mut self.values[r * nx..(r + 1) * nx],
+                    });
+                    self.ready[r] = true;
+                }
+            }
+        }
+    }
+
+    /// The value of voxel (`i`, `j`, `k`), `k` within one slice of the held one, its row
+    /// converted.
+    #[inline(always)]
+    fn get(&self, i: usize, j: usize, k: usize) -> f32 {
+        let [nx, ny, _] = self.dims;
+        self.values[(k + 1 - self.k) * nx * ny + j * nx + i]
+    }
+}
+
+/// Converts `out.len()` values from voxel `start` on.
+struct ConvertRow<'o> {
+    start: usize,
+    out: &'o mut [f32],
+}
+
+impl FrameVisitor for ConvertRow<'_> {
+    type Output = ();
+    fn visit(self, read: impl Fn(usize) -> f32 + Sync) {
+        for (t, o) in self.out.iter_mut().enumerate() {
+            *o = read(self.start + t);
+        }
+    }
 }
 
 /// World positions of the native voxels of one row (`j`, `k`), computed as
@@ -840,7 +919,7 @@ fn to_native(
     // an open cell near the margin: its voxels are measured to the brain (`surface_near`)
     const NEAR_BRAIN: u16 = 2048;
     let [nx, ny, nz, _] = vol.dims();
-    let phys: Option<&[f32]> = skull.found().then_some(&img.native[..]);
+    let phys: Option<&NativeValues> = skull.found().then_some(&img.native);
     let mut cell: Vec<u16> = (0..labels.data.len())
         .into_par_iter()
         .map(|c| {
@@ -912,81 +991,91 @@ fn to_native(
     let nearest_to_brain = slabs
         .into_par_iter()
         .enumerate()
-        .map(|(k, out)| {
-            let mut codes = vec![0u16; plane];
-            let mut nearest = f64::INFINITY;
-            for j in 0..ny {
-                let row = &mut codes[nx * j..nx * (j + 1)];
-                rows.for_row_nearest(&grid, nx, j, k, |i, near| {
-                    let full = near.map_or(0, |c| cell[c]);
-                    let mut code = full;
-                    if full & (LABEL_EDGE | PROTECTED_EDGE | MAY_BE_BONE | NEAR_BRAIN) == 0 {
-                        row[i] = code;
-                        return;
-                    }
-                    // FACE or EARS (or neither) by the template's label at this voxel itself
-                    let own_label = || {
-                        let w = map.to_world([i as f64, j as f64, k as f64]);
-                        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
-                        let l = template.labels_at([t[0], t[1], t[2]]);
-                        if l & label::FACE != 0 {
-                            FACE
-                        } else if ears && l & label::EARS != 0 {
-                            EARS
-                        } else {
-                            0
+        .map_init(
+            || phys.map(|_| SliceRows::new([nx, ny, nz])),
+            |around, (k, out)| {
+                if let Some(a) = around.as_mut() {
+                    a.start(k);
+                }
+                let mut codes = vec![0u16; plane];
+                let mut nearest = f64::INFINITY;
+                for j in 0..ny {
+                    let row = &mut codes[nx * j..nx * (j + 1)];
+                    rows.for_row_nearest(&grid, nx, j, k, |i, near| {
+                        let full = near.map_or(0, |c| cell[c]);
+                        let mut code = full;
+                        if full & (LABEL_EDGE | PROTECTED_EDGE | MAY_BE_BONE | NEAR_BRAIN) == 0 {
+                            row[i] = code;
+                            return;
                         }
-                    };
-                    if full & LABEL_EDGE != 0 {
-                        // (edge cells away from the margin are in the report's distance through
-                        // `min_distance_to_brain`; those near it are measured below)
-                        code = (code & !(FACE | EARS)) | own_label();
-                    }
-                    if full & PROTECTED_EDGE != 0 {
-                        // taken here only if the brain check below finds it beyond the margin
-                        let own = own_label();
-                        if own != 0 {
-                            code = (code & !PROTECTED) | own;
+                        // FACE or EARS (or neither) by the template's label at this voxel itself
+                        let own_label = || {
+                            let w = map.to_world([i as f64, j as f64, k as f64]);
+                            let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+                            let l = template.labels_at([t[0], t[1], t[2]]);
+                            if l & label::FACE != 0 {
+                                FACE
+                            } else if ears && l & label::EARS != 0 {
+                                EARS
+                            } else {
+                                0
+                            }
+                        };
+                        if full & LABEL_EDGE != 0 {
+                            // (edge cells away from the margin are in the report's distance through
+                            // `min_distance_to_brain`; those near it are measured below)
+                            code = (code & !(FACE | EARS)) | own_label();
                         }
-                    }
-                    if let Some(v) = phys.filter(|_| full & MAY_BE_BONE != 0) {
-                        let at = i + nx * (j + ny * k);
-                        let smoothed = || binomial(v, [nx, ny, nz], [i, j, k]);
-                        if code & (HEAD | GLOBE) == HEAD
-                            && skull.is_native_bone(near, v[at], smoothed)
-                        {
-                            code |= BONE;
-                            if keep_bone {
-                                code &= !(FACE | EARS);
+                        if full & PROTECTED_EDGE != 0 {
+                            // taken here only if the brain check below finds it beyond the margin
+                            let own = own_label();
+                            if own != 0 {
+                                code = (code & !PROTECTED) | own;
                             }
                         }
-                    }
-                    // the protected cells keep the margin from the brain cells' centres; here it
-                    // is kept from every point of them
-                    if let Some(s) = near
-                        .filter(|_| full & NEAR_BRAIN != 0 && code & (FACE | EARS) != 0)
-                        .and_then(|c| surface.get(&c))
-                    {
-                        let w = map.to_world([i as f64, j as f64, k as f64]);
-                        let d = brain.distance_among(w, s);
-                        if d <= brain.margin_mm {
-                            code = (code & !(FACE | EARS)) | PROTECTED;
-                        } else {
-                            nearest = nearest.min(d);
+                        if let (Some(v), Some(a)) =
+                            (phys.filter(|_| full & MAY_BE_BONE != 0), around.as_mut())
+                        {
+                            a.convert_around(v, j);
+                            let a = &*a;
+                            let smoothed =
+                                || binomial(|i, j, k| a.get(i, j, k), [nx, ny, nz], [i, j, k]);
+                            if code & (HEAD | GLOBE) == HEAD
+                                && skull.is_native_bone(near, a.get(i, j, k), smoothed)
+                            {
+                                code |= BONE;
+                                if keep_bone {
+                                    code &= !(FACE | EARS);
+                                }
+                            }
                         }
-                    }
-                    row[i] = code;
-                });
-            }
-            for (o, &bit) in out.into_iter().zip(&bits) {
-                if let Some(o) = o {
-                    o.iter_mut()
-                        .zip(&codes)
-                        .for_each(|(o, &c)| *o = c & bit != 0);
+                        // the protected cells keep the margin from the brain cells' centres; here it
+                        // is kept from every point of them
+                        if let Some(s) = near
+                            .filter(|_| full & NEAR_BRAIN != 0 && code & (FACE | EARS) != 0)
+                            .and_then(|c| surface.get(&c))
+                        {
+                            let w = map.to_world([i as f64, j as f64, k as f64]);
+                            let d = brain.distance_among(w, s);
+                            if d <= brain.margin_mm {
+                                code = (code & !(FACE | EARS)) | PROTECTED;
+                            } else {
+                                nearest = nearest.min(d);
+                            }
+                        }
+                        row[i] = code;
+                    });
                 }
-            }
-            nearest
-        })
+                for (o, &bit) in out.into_iter().zip(&bits) {
+                    if let Some(o) = o {
+                        o.iter_mut()
+                            .zip(&codes)
+                            .for_each(|(o, &c)| *o = c & bit != 0);
+                    }
+                }
+                nearest
+            },
+        )
         .reduce(|| f64::INFINITY, f64::min);
     let mut arrays = masks.into_iter().map(|m| {
         m.map(|v| {

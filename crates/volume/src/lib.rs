@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub use defacer_deid as deid;
 pub use error::{Error, Result};
 pub use geometry::{Affine, Modality, Scaling, SlicePositions, VoxelMap};
-pub use voxels::{DataType, Sample, Voxels};
+pub use voxels::{DataType, FrameSamples, Sample, Voxels};
 
 /// One loaded volume.
 #[derive(Debug, Clone)]
@@ -89,6 +89,15 @@ impl Volume {
     pub fn datatype(&self) -> DataType {
         self.voxels.datatype()
     }
+    /// The physical values of frame `t` read where they are stored, one voxel at a time:
+    /// [`Volume::frame_physical`] voxel for voxel, to the bit, without a converted copy of the
+    /// frame. `None` unless the voxels are stored x fastest (see [`Voxels::frame_samples`]).
+    pub fn physical_frame(&self, t: usize) -> Option<PhysicalFrame<'_>> {
+        Some(PhysicalFrame {
+            samples: self.voxels.frame_samples(t)?,
+            scaling: self.scaling,
+        })
+    }
     /// Physical values (scaled) of frame `t` as `f32`, for analysis.
     pub fn frame_physical(&self, t: usize) -> ndarray::Array3<f32> {
         let s = self.scaling;
@@ -115,6 +124,70 @@ impl Volume {
             Source::Synthetic | Source::OnGridOf(_) => Path::new("<memory>"),
         }
     }
+}
+
+/// One frame's physical values, read in place (see [`Volume::physical_frame`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PhysicalFrame<'a> {
+    samples: FrameSamples<'a>,
+    scaling: Scaling,
+}
+
+impl PhysicalFrame<'_> {
+    /// The physical value of voxel `i` (x fastest), as [`Volume::frame_physical`] gives it:
+    /// the sample through `f32`, then scaled in `f64` and rounded to `f32`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> f32 {
+        let v = self.samples.get(i) as f32;
+        if self.scaling == Scaling::IDENTITY {
+            v
+        } else {
+            self.scaling.to_physical(v as f64) as f32
+        }
+    }
+
+    /// `visitor` run with a reader of the frame's values ([`PhysicalFrame::get`]) for its
+    /// sample type: the match over sample types and scalings is taken once here instead of at
+    /// every value read.
+    pub fn visit<V: FrameVisitor>(&self, visitor: V) -> V::Output {
+        let s = self.scaling;
+        macro_rules! go {
+            ($d:expr) => {{
+                let d = $d;
+                if s == Scaling::IDENTITY {
+                    visitor.visit(|i: usize| d[i].to_f64() as f32)
+                } else {
+                    visitor.visit(|i: usize| s.to_physical(d[i].to_f64() as f32 as f64) as f32)
+                }
+            }};
+        }
+        match self.samples {
+            FrameSamples::U8(d) => go!(d),
+            FrameSamples::I8(d) => go!(d),
+            FrameSamples::U16(d) => go!(d),
+            FrameSamples::I16(d) => go!(d),
+            FrameSamples::U32(d) => go!(d),
+            FrameSamples::I32(d) => go!(d),
+            FrameSamples::F32(d) => go!(d),
+            FrameSamples::F64(d) => go!(d),
+        }
+    }
+
+    /// Voxels in the frame.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// Work on a frame's values read through one concrete reader: see [`PhysicalFrame::visit`].
+pub trait FrameVisitor {
+    type Output;
+    /// Runs with `read(i)`, the physical value of voxel `i` (x fastest).
+    fn visit(self, read: impl Fn(usize) -> f32 + Sync) -> Self::Output;
 }
 
 /// What a volume was read from, with what is needed to write it back.
@@ -175,5 +248,78 @@ pub fn save(vol: &Volume, out: &Path, opts: &SaveOptions) -> Result<()> {
         Source::Nifti(_) => nifti::save(vol, out, opts),
         Source::Dicom(_) => dicom::save(vol, out, opts),
         Source::Synthetic | Source::OnGridOf(_) => nifti::save(vol, out, opts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array4, ShapeBuilder};
+
+    /// Every value through a visitor's reader.
+    struct All(usize);
+
+    impl FrameVisitor for All {
+        type Output = Vec<f32>;
+        fn visit(self, read: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+            (0..self.0).map(read).collect()
+        }
+    }
+
+    /// Reading in place (one value, or through a visitor) gives `frame_physical`'s values to the
+    /// bit, for every sample type, with and without scaling, in every frame; and only where the
+    /// voxels are stored x fastest.
+    #[test]
+    fn a_physical_frame_reads_what_frame_physical_converts() {
+        fn check<T: Sample>(make: impl Fn(usize) -> T)
+        where
+            Voxels: From<Array4<T>>,
+        {
+            let dims = (5, 4, 3, 2);
+            let fortran =
+                Array4::from_shape_fn(dims.f(), |(i, j, k, t)| make(i + 5 * j + 20 * k + 60 * t));
+            for scaling in [
+                Scaling::IDENTITY,
+                Scaling {
+                    slope: 0.37,
+                    intercept: -1024.5,
+                },
+            ] {
+                let vol = Volume::synthetic(
+                    Voxels::from(fortran.clone()),
+                    Affine::identity(),
+                    scaling,
+                    Modality::Unknown,
+                );
+                for t in 0..2 {
+                    let frame = vol.physical_frame(t).expect("stored x fastest");
+                    let whole = vol.frame_physical(t);
+                    assert_eq!(frame.len(), whole.len());
+                    let visited = frame.visit(All(frame.len()));
+                    for ((i, j, k), v) in whole.indexed_iter() {
+                        let at = i + 5 * (j + 4 * k);
+                        assert_eq!(frame.get(at).to_bits(), v.to_bits());
+                        assert_eq!(visited[at].to_bits(), v.to_bits());
+                    }
+                }
+                assert!(vol.physical_frame(2).is_none());
+            }
+            let c_order = Array4::from_shape_fn(dims, |(i, j, k, t)| make(i + j + k + t));
+            let vol = Volume::synthetic(
+                Voxels::from(c_order),
+                Affine::identity(),
+                Scaling::IDENTITY,
+                Modality::Unknown,
+            );
+            assert!(vol.physical_frame(0).is_none());
+        }
+        check(|n| n as u8);
+        check(|n| n as i8 - 60);
+        check(|n| (n * 1000) as u16);
+        check(|n| n as i16 * -300);
+        check(|n| (n as u32) << 20);
+        check(|n| n as i32 * -70_000);
+        check(|n| n as f32 * 0.1 - 3.0);
+        check(|n| n as f64 * 1e-3 + 1e10);
     }
 }

@@ -140,7 +140,82 @@ macro_rules! with_voxels {
     };
 }
 
+/// The stored samples of one frame, x fastest, borrowed from a [`Voxels`].
+#[derive(Debug, Clone, Copy)]
+pub enum FrameSamples<'a> {
+    U8(&'a [u8]),
+    I8(&'a [i8]),
+    U16(&'a [u16]),
+    I16(&'a [i16]),
+    U32(&'a [u32]),
+    I32(&'a [i32]),
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl FrameSamples<'_> {
+    /// Sample `i` as `f64`, as [`Sample::to_f64`] gives it.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            FrameSamples::U8(s) => s[i].to_f64(),
+            FrameSamples::I8(s) => s[i].to_f64(),
+            FrameSamples::U16(s) => s[i].to_f64(),
+            FrameSamples::I16(s) => s[i].to_f64(),
+            FrameSamples::U32(s) => s[i].to_f64(),
+            FrameSamples::I32(s) => s[i].to_f64(),
+            FrameSamples::F32(s) => s[i].to_f64(),
+            FrameSamples::F64(s) => s[i].to_f64(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            FrameSamples::U8(s) => s.len(),
+            FrameSamples::I8(s) => s.len(),
+            FrameSamples::U16(s) => s.len(),
+            FrameSamples::I16(s) => s.len(),
+            FrameSamples::U32(s) => s.len(),
+            FrameSamples::I32(s) => s.len(),
+            FrameSamples::F32(s) => s.len(),
+            FrameSamples::F64(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Voxels {
+    /// The stored samples of frame `t` in place, x fastest: `None` unless the voxels are laid
+    /// out x fastest and frame after frame (as read from files) and `t` is a frame.
+    pub fn frame_samples(&self, t: usize) -> Option<FrameSamples<'_>> {
+        let [nx, ny, nz, nt] = self.dims();
+        let n = nx * ny * nz;
+        if t >= nt {
+            return None;
+        }
+        macro_rules! frame {
+            ($a:expr, $v:ident) => {{
+                let all = $a
+                    .as_slice_memory_order()
+                    .filter(|_| $a.t().is_standard_layout())?;
+                Some(FrameSamples::$v(&all[n * t..n * (t + 1)]))
+            }};
+        }
+        match self {
+            Voxels::U8(a) => frame!(a, U8),
+            Voxels::I8(a) => frame!(a, I8),
+            Voxels::U16(a) => frame!(a, U16),
+            Voxels::I16(a) => frame!(a, I16),
+            Voxels::U32(a) => frame!(a, U32),
+            Voxels::I32(a) => frame!(a, I32),
+            Voxels::F32(a) => frame!(a, F32),
+            Voxels::F64(a) => frame!(a, F64),
+        }
+    }
+
     /// Builds voxels from samples in file order (x fastest, then y, z, t).
     pub fn from_file_order<T: Sample>(dims: [usize; 4], samples: Vec<T>) -> Option<Self>
     where
