@@ -134,21 +134,10 @@ pub struct PhysicalFrame<'a> {
 }
 
 impl PhysicalFrame<'_> {
-    /// The physical value of voxel `i` (x fastest), as [`Volume::frame_physical`] gives it:
-    /// the sample through `f32`, then scaled in `f64` and rounded to `f32`.
-    #[inline(always)]
-    pub fn get(&self, i: usize) -> f32 {
-        let v = self.samples.get(i) as f32;
-        if self.scaling == Scaling::IDENTITY {
-            v
-        } else {
-            self.scaling.to_physical(v as f64) as f32
-        }
-    }
-
-    /// `visitor` run with a reader of the frame's values ([`PhysicalFrame::get`]) for its
-    /// sample type: the match over sample types and scalings is taken once here instead of at
-    /// every value read.
+    /// `visitor` run with a reader of the frame's values for its sample type: the value of
+    /// voxel `i` (x fastest) as [`Volume::frame_physical`] gives it (the sample through `f32`,
+    /// then scaled in `f64` and rounded to `f32`). The match over sample types and scalings is
+    /// taken once here instead of at every value read.
     pub fn visit<V: FrameVisitor>(&self, visitor: V) -> V::Output {
         let s = self.scaling;
         macro_rules! go {
@@ -171,15 +160,6 @@ impl PhysicalFrame<'_> {
             FrameSamples::F32(d) => go!(d),
             FrameSamples::F64(d) => go!(d),
         }
-    }
-
-    /// Voxels in the frame.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
     }
 }
 
@@ -266,9 +246,9 @@ mod tests {
         }
     }
 
-    /// Reading in place (one value, or through a visitor) gives `frame_physical`'s values to the
-    /// bit, for every sample type, with and without scaling, in every frame; and only where the
-    /// voxels are stored x fastest.
+    /// Reading in place (through a visitor) gives `frame_physical`'s values to the bit, for
+    /// every sample type, with and without scaling, in every frame; and only where the voxels
+    /// are stored x fastest.
     #[test]
     fn a_physical_frame_reads_what_frame_physical_converts() {
         fn check<T: Sample>(make: impl Fn(usize) -> T)
@@ -294,11 +274,10 @@ mod tests {
                 for t in 0..2 {
                     let frame = vol.physical_frame(t).expect("stored x fastest");
                     let whole = vol.frame_physical(t);
-                    assert_eq!(frame.len(), whole.len());
-                    let visited = frame.visit(All(frame.len()));
+                    // (a read past the frame would panic)
+                    let visited = frame.visit(All(whole.len()));
                     for ((i, j, k), v) in whole.indexed_iter() {
                         let at = i + 5 * (j + 4 * k);
-                        assert_eq!(frame.get(at).to_bits(), v.to_bits());
                         assert_eq!(visited[at].to_bits(), v.to_bits());
                     }
                 }

@@ -153,40 +153,6 @@ pub enum FrameSamples<'a> {
     F64(&'a [f64]),
 }
 
-impl FrameSamples<'_> {
-    /// Sample `i` as `f64`, as [`Sample::to_f64`] gives it.
-    #[inline(always)]
-    pub fn get(&self, i: usize) -> f64 {
-        match self {
-            FrameSamples::U8(s) => s[i].to_f64(),
-            FrameSamples::I8(s) => s[i].to_f64(),
-            FrameSamples::U16(s) => s[i].to_f64(),
-            FrameSamples::I16(s) => s[i].to_f64(),
-            FrameSamples::U32(s) => s[i].to_f64(),
-            FrameSamples::I32(s) => s[i].to_f64(),
-            FrameSamples::F32(s) => s[i].to_f64(),
-            FrameSamples::F64(s) => s[i].to_f64(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            FrameSamples::U8(s) => s.len(),
-            FrameSamples::I8(s) => s.len(),
-            FrameSamples::U16(s) => s.len(),
-            FrameSamples::I16(s) => s.len(),
-            FrameSamples::U32(s) => s.len(),
-            FrameSamples::I32(s) => s.len(),
-            FrameSamples::F32(s) => s.len(),
-            FrameSamples::F64(s) => s.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 impl Voxels {
     /// The stored samples of frame `t` in place, x fastest: `None` unless the voxels are laid
     /// out x fastest and frame after frame (as read from files) and `t` is a frame.
