@@ -250,6 +250,50 @@ fn landmarks_hold_on_a_noisy_background() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// A head whose skull is not found: the Philips T1 under a bias field that darkens it towards
+/// the front and the top (by a factor of 3.3 from back to front, as far from a receive coil's
+/// elements). The dark band under the scalp is then not traced, and the brain is known only from
+/// the template fitted to the skin; this fit put the frontal pole 2.5 mm outside the
+/// template's brain, and the removal came within 9.7 mm of it with a 10 mm margin. Every
+/// landmark must hold all the same.
+#[test]
+fn landmarks_hold_when_the_skull_is_not_found() {
+    let rel = "mri/philips_mprage_t1";
+    let vol = load(&[defacer_testkit::real(rel)])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let map = vol.voxel_map().expect("invertible");
+    let mut data = vol.frame_physical(0);
+    let (nx, ny, nz) = data.dim();
+    let centre = map.to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0));
+    for ((i, j, k), v) in data.indexed_iter_mut() {
+        let w = map.to_world([i as f64, j as f64, k as f64]);
+        let gain = (-(0.6 * (w[1] - centre[1]) + 0.35 * (w[2] - centre[2])) / 100.0).exp();
+        *v = (*v as f64 * gain) as f32;
+    }
+    let mut biased = float_volume(&data, vol.affine, Modality::Unknown);
+    biased.slice_positions = vol.slice_positions.clone();
+    let m = plan(&biased, &DefaceOptions::default()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert!(
+        m.bone.is_none(),
+        "{rel} under the bias field: the skull was found, so this no longer tests a head without it"
+    );
+    assert!(
+        m.report
+            .warnings
+            .iter()
+            .any(|w| w.contains("template alone")),
+        "{:?}",
+        m.report.warnings
+    );
+    let failures = check(
+        &format!("{rel} under a bias field, its skull not found"),
+        &biased,
+        &landmarks_doc("philips_mprage_t1.json"),
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[derive(Clone, Copy)]
 enum Noise {
     /// Magnitude of a complex signal with Gaussian noise of this σ in each channel.
