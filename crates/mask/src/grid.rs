@@ -335,6 +335,15 @@ impl<'a> NativeValues<'a> {
             NativeValues::Converted(v) => visitor.visit(|i| v[i]),
         }
     }
+
+    /// The values of voxels `start..start + out.len()` into `out` (see
+    /// [`PhysicalFrame::read_run`]).
+    pub fn read_run(&self, start: usize, out: &mut [f32]) {
+        match self {
+            NativeValues::InPlace(frame) => frame.read_run(start, out),
+            NativeValues::Converted(v) => out.copy_from_slice(&v[start..start + out.len()]),
+        }
+    }
 }
 
 /// The native values interpolated at every cell of `grid`, with whether the cell is in view

@@ -3,8 +3,9 @@
 
 use crate::distance::{close, dilate, fill_holes, largest_component, open};
 use crate::filter::local_mean;
-use crate::grid::{Field, WorkingImage};
+use crate::grid::{Corners, Field, WorkingImage};
 use defacer_volume::Modality;
+use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// Tissue inside the skin (holes such as sinuses, ventricles and a dark skull filled).
@@ -37,11 +38,12 @@ impl HeadMask {
         if inside.len() < 1000 {
             return None;
         }
-        let (values, threshold) = match modality {
-            Modality::Ct => (Cow::Borrowed(&img.values), CT_SKIN_HU),
+        // (the threshold, and the noise floor where that did not set it)
+        let (values, threshold, floor) = match modality {
+            Modality::Ct => (Cow::Borrowed(&img.values), CT_SKIN_HU, None),
             _ => {
                 let t = mri_threshold(&inside)?;
-                if t.set_by_noise {
+                let (values, t) = if t.set_by_noise {
                     // Air noise reaches the level of dim skin cell by cell (Rician noise of 8 %
                     // of white matter, an offset background): taken as it is, the threshold
                     // cut into the scalp and the fit then placed the brain too deep. Averaged
@@ -49,14 +51,19 @@ impl HeadMask {
                     // smaller, and air and skin part again.
                     let smoothed = local_mean(&img.values, &img.in_fov, 1);
                     let t = mri_threshold(&in_view(&smoothed))?;
-                    (Cow::Owned(smoothed), t.value)
+                    (Cow::Owned(smoothed), t)
                 } else {
-                    (Cow::Borrowed(&img.values), t.value)
-                }
+                    (Cow::Borrowed(&img.values), t)
+                };
+                let floor = (!t.set_by_noise).then_some(t.noise_floor);
+                (values, t.value, floor)
             }
         };
         let sp = img.grid.spacing;
-        let raw = values.zip(&img.in_fov, |v, ok| ok && v as f64 > threshold);
+        let mut raw = values.zip(&img.in_fov, |v, ok| ok && v as f64 > threshold);
+        if let Some(floor) = floor {
+            raw = with_dimmed_tissue(&values, raw, &img.in_fov, threshold, floor);
+        }
         let opened = open(&raw, OPENING_MM.max(sp), sp);
         let main = largest_component(&opened);
         if main.count() == 0 {
@@ -134,6 +141,7 @@ fn mri_threshold(values: &[f32]) -> Option<Threshold> {
     Some(Threshold {
         value: tissue.max(noise),
         set_by_noise: noise > tissue,
+        noise_floor: noise,
     })
 }
 
@@ -141,4 +149,131 @@ fn mri_threshold(values: &[f32]) -> Option<Threshold> {
 struct Threshold {
     value: f64,
     set_by_noise: bool,
+    noise_floor: f64,
+}
+
+/// Cells per side of a block of the tissue-level map (8 mm on the 2 mm working grid).
+const LEVEL_BLOCK: usize = 4;
+/// A block's level is the brightest tissue within this many blocks of it (Chebyshev distance):
+/// 16–20 mm, within which every point of a head has fat, white matter or CSF.
+const LEVEL_REACH_BLOCKS: usize = 2;
+/// Tissue whose level is below this share of the head's median level is taken for dimmed by
+/// the coil.
+const DIMMED_LEVEL: f64 = 0.7;
+/// The threshold is lowered to this share of the head's at most.
+const MIN_THRESHOLD_SHARE: f64 = 0.2;
+
+/// `tissue` (the cells above the MRI `threshold`) with the tissue a receive coil sees dimly.
+/// A coil's sensitivity falls off away from its elements (a chin far from the coil, the centre
+/// brightening of 7 T), and one threshold for the whole head lost a dim face: ch2 darkened
+/// threefold at 90 mm from the centre kept only part of its face in the head, the template
+/// fitted to the rest lay 17 mm off at the eyes, and the removal took 979 voxels of the ch2bet
+/// brain.
+///
+/// The threshold is lowered where the head's bright tissue nearby is dim. Each block of
+/// [`LEVEL_BLOCK`]³ cells holds the brightest `tissue` within [`LEVEL_REACH_BLOCKS`] of it,
+/// interpolated between block centres; where that level is below [`DIMMED_LEVEL`] of its
+/// median over the head, the threshold falls in proportion (to [`MIN_THRESHOLD_SHARE`] of it
+/// at most, and never below `floor`, the background's noise). Elsewhere nothing changes: in an
+/// evenly lit head some bright tissue lies within reach of every point, so its level stays
+/// near the median. Nor where no tissue is within reach: the air around the head, and a ghost
+/// beside a well-lit head, whose level is the head's. Only added cells differ, and the head
+/// mask's opening and largest component follow, as for the rest. On the test heads the chin
+/// and jaw at the bottom of the Philips field of view (coil falloff) joined the head.
+fn with_dimmed_tissue(
+    values: &Field<f32>,
+    tissue: Field<bool>,
+    in_fov: &Field<bool>,
+    threshold: f64,
+    floor: f64,
+) -> Field<bool> {
+    let [nx, ny, nz] = values.dims;
+    let b = LEVEL_BLOCK;
+    let blocks = [nx, ny, nz].map(|n| n.div_ceil(b));
+    let block_of = |[i, j, k]: [usize; 3]| i + blocks[0] * (j + blocks[1] * k);
+    // the brightest tissue of each block, a layer of blocks (b slices) per task
+    let layer = blocks[0] * blocks[1];
+    let mut brightest = vec![0f32; layer * blocks[2]];
+    brightest
+        .par_chunks_mut(layer)
+        .enumerate()
+        .for_each(|(kb, out)| {
+            for k in kb * b..((kb + 1) * b).min(nz) {
+                for j in 0..ny {
+                    let row = nx * (j + ny * k);
+                    for i in 0..nx {
+                        if tissue.data[row + i] {
+                            let o = &mut out[i / b + blocks[0] * (j / b)];
+                            *o = o.max(values.data[row + i]);
+                        }
+                    }
+                }
+            }
+        });
+    let r = LEVEL_REACH_BLOCKS;
+    let level: Vec<f32> = (0..brightest.len())
+        .into_par_iter()
+        .map(|c| {
+            let at = [c % blocks[0], (c / blocks[0]) % blocks[1], c / layer];
+            let span = |a: usize| at[a].saturating_sub(r)..(at[a] + r + 1).min(blocks[a]);
+            let mut m = 0f32;
+            for k in span(2) {
+                for j in span(1) {
+                    for i in span(0) {
+                        m = m.max(brightest[block_of([i, j, k])]);
+                    }
+                }
+            }
+            m
+        })
+        .collect();
+    let mut held: Vec<f32> = brightest
+        .iter()
+        .zip(&level)
+        .filter(|(&b, _)| b > 0.0)
+        .map(|(_, &l)| l)
+        .collect();
+    if held.is_empty() {
+        return tissue;
+    }
+    let mid = held.len() / 2;
+    let median = *held.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1 as f64;
+    let dim = |l: f32| l > 0.0 && (l as f64) < DIMMED_LEVEL * median;
+    // Blocks none of whose neighbours is dimmed: their cells interpolate between levels that
+    // are not, and keep the threshold (most of the grid; checked first, it saves most of the
+    // interpolations).
+    let calm: Vec<bool> = (0..level.len())
+        .into_par_iter()
+        .map(|c| {
+            let at = [c % blocks[0], (c / blocks[0]) % blocks[1], c / layer];
+            let span = |a: usize| at[a].saturating_sub(1)..(at[a] + 2).min(blocks[a]);
+            span(2).all(|k| span(1).all(|j| span(0).all(|i| !dim(level[block_of([i, j, k])]))))
+        })
+        .collect();
+    // block centres lie at (b − 1) / 2 cells into their blocks
+    let centre = (b as f64 - 1.0) / 2.0;
+    Field::from_cells(values.dims, |c| {
+        if tissue.data[c] || !in_fov.data[c] {
+            return tissue.data[c];
+        }
+        let at = tissue.coords(c);
+        if calm[block_of(at.map(|x| x / b))] {
+            return false;
+        }
+        let g = [0, 1, 2]
+            .map(|a| ((at[a] as f64 - centre) / b as f64).clamp(0.0, (blocks[a] - 1) as f64));
+        let Some(corners) = Corners::around(blocks, g) else {
+            return false;
+        };
+        // a corner with no tissue within reach: not near the head
+        if corners.interpolate(|q| if level[q] > 0.0 { 0.0 } else { 1.0 }) > 0.0 {
+            return false;
+        }
+        let share = corners.interpolate(|q| level[q] as f64) / median;
+        if share >= DIMMED_LEVEL {
+            return false;
+        }
+        let t = (threshold * share.max(MIN_THRESHOLD_SHARE)).max(floor);
+        values.data[c] as f64 > t
+    })
 }

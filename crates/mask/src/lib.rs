@@ -34,7 +34,7 @@ pub mod registration;
 pub mod skull;
 pub mod template;
 
-use defacer_volume::{DataType, FrameVisitor, Modality, Volume, VoxelMap};
+use defacer_volume::{DataType, Modality, Volume, VoxelMap};
 use nalgebra::{Matrix4, Vector4};
 use ndarray::{Array3, Axis, ShapeBuilder};
 use rayon::prelude::*;
@@ -551,8 +551,8 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
 /// the skin puts it, and a brain may reach past the template's. The frontal pole, the part of
 /// the brain nearest the face, lay 1.0–6.1 mm inside the fitted template's brain on the seven
 /// real heads, but 2.5 mm outside it on the Philips T1 under a strong bias field (darker by a
-/// factor of 3.3 from back to front), where the skull was not found and the margin was short by
-/// 0.3 mm. With the skull taken as not found on the five MRI test volumes, 3 mm held every
+/// factor of 3.3 from back to front; before the head mask allowed for such fields, its skull
+/// was then not found), and the margin was short by 0.3 mm. With the skull taken as not found on the five MRI test volumes, 3 mm held every
 /// landmark; 5 mm left both eyes of the 2-D Siemens T1 (supine) in place.
 const TEMPLATE_BRAIN_ALLOWANCE_MM: f64 = 3.0;
 
@@ -746,10 +746,7 @@ impl SliceRows {
             for jj in j.saturating_sub(1)..(j + 2).min(ny) {
                 let r = p * ny + jj;
                 if !self.ready[r] {
-                    native.visit(ConvertRow {
-                        start: nx * (jj + ny * kk),
-                        out: &mut self.values[r * nx..(r + 1) * nx],
-                    });
+                    native.read_run(nx * (jj + ny * kk), &mut self.values[r * nx..(r + 1) * nx]);
                     self.ready[r] = true;
                 }
             }
@@ -762,21 +759,6 @@ impl SliceRows {
     fn get(&self, i: usize, j: usize, k: usize) -> f32 {
         let [nx, ny, _] = self.dims;
         self.values[(k + 1 - self.k) * nx * ny + j * nx + i]
-    }
-}
-
-/// Converts `out.len()` values from voxel `start` on.
-struct ConvertRow<'o> {
-    start: usize,
-    out: &'o mut [f32],
-}
-
-impl FrameVisitor for ConvertRow<'_> {
-    type Output = ();
-    fn visit(self, read: impl Fn(usize) -> f32 + Sync) {
-        for (t, o) in self.out.iter_mut().enumerate() {
-            *o = read(self.start + t);
-        }
     }
 }
 
