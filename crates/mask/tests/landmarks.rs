@@ -240,14 +240,7 @@ fn landmarks_hold_on_a_noisy_background() {
             let (missed, removal) = checked(&what, &noisy, &doc);
             failures.extend(missed);
             if rel.contains("ch2") {
-                let removed = removal
-                    .indexed_iter()
-                    .filter(|(ijk, &r)| r && brain[*ijk] > 0.0)
-                    .count();
-                eprintln!("{what}: {removed} ch2bet voxels removed");
-                if removed > 0 {
-                    failures.push(format!("{what}: {removed} ch2bet voxels removed"));
-                }
+                failures.extend(brain_removed(&what, &removal, &brain));
             }
         }
     }
@@ -322,17 +315,20 @@ fn landmarks_hold_under_a_coil_s_falloff() {
         failures.extend(missed);
         failures.extend(misplaced_eyes(&what, &dimmed, &doc));
         if rel.contains("ch2") {
-            let removed = removal
-                .indexed_iter()
-                .filter(|(ijk, &r)| r && brain[*ijk] > 0.0)
-                .count();
-            eprintln!("{what}: {removed} ch2bet voxels removed");
-            if removed > 0 {
-                failures.push(format!("{what}: {removed} ch2bet voxels removed"));
-            }
+            failures.extend(brain_removed(&what, &removal, &brain));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A failure if `removal` takes any voxel of the ch2bet `brain`.
+fn brain_removed(what: &str, removal: &Array3<bool>, brain: &Array3<f32>) -> Option<String> {
+    let removed = removal
+        .indexed_iter()
+        .filter(|(ijk, &r)| r && brain[*ijk] > 0.0)
+        .count();
+    eprintln!("{what}: {removed} ch2bet voxels removed");
+    (removed > 0).then(|| format!("{what}: {removed} ch2bet voxels removed"))
 }
 
 /// `vol` with every voxel multiplied by `gain` at its world position, stored as f32 with its

@@ -133,6 +133,23 @@ pub struct PhysicalFrame<'a> {
     scaling: Scaling,
 }
 
+/// `$body` with `$d` bound to the samples of `$samples` (a [`FrameSamples`]), whatever their
+/// type: one arm per sample type, each compiled for its own.
+macro_rules! each_sample_type {
+    ($samples:expr, $d:ident => $body:expr) => {
+        match $samples {
+            FrameSamples::U8($d) => $body,
+            FrameSamples::I8($d) => $body,
+            FrameSamples::U16($d) => $body,
+            FrameSamples::I16($d) => $body,
+            FrameSamples::U32($d) => $body,
+            FrameSamples::I32($d) => $body,
+            FrameSamples::F32($d) => $body,
+            FrameSamples::F64($d) => $body,
+        }
+    };
+}
+
 impl PhysicalFrame<'_> {
     /// `visitor` run with a reader of the frame's values for its sample type: the value of
     /// voxel `i` (x fastest) as [`Volume::frame_physical`] gives it (the sample through `f32`,
@@ -150,16 +167,7 @@ impl PhysicalFrame<'_> {
                 }
             }};
         }
-        match self.samples {
-            FrameSamples::U8(d) => go!(d),
-            FrameSamples::I8(d) => go!(d),
-            FrameSamples::U16(d) => go!(d),
-            FrameSamples::I16(d) => go!(d),
-            FrameSamples::U32(d) => go!(d),
-            FrameSamples::I32(d) => go!(d),
-            FrameSamples::F32(d) => go!(d),
-            FrameSamples::F64(d) => go!(d),
-        }
+        each_sample_type!(self.samples, d => go!(d))
     }
 }
 
@@ -185,16 +193,7 @@ impl PhysicalFrame<'_> {
                 }
             }};
         }
-        match self.samples {
-            FrameSamples::U8(d) => go!(d),
-            FrameSamples::I8(d) => go!(d),
-            FrameSamples::U16(d) => go!(d),
-            FrameSamples::I16(d) => go!(d),
-            FrameSamples::U32(d) => go!(d),
-            FrameSamples::I32(d) => go!(d),
-            FrameSamples::F32(d) => go!(d),
-            FrameSamples::F64(d) => go!(d),
-        }
+        each_sample_type!(self.samples, d => go!(d))
     }
 }
 
