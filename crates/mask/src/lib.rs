@@ -864,14 +864,10 @@ impl<'a> NativeRows<'a> {
                 let [a0, a3] = [self.affine[r][0], self.affine[r][3]];
                 let (o, s, pj) = (grid.origin[r], grid.spacing, pj[r]);
                 let pk = pk[r];
-                for (t, x) in index[r][..len].iter_mut().enumerate() {
-                    // `along` (`coordinate`, rounded as `WorkingGrid::nearest_along` rounds);
-                    // the index converted through i32, which vectorises (a row is far shorter
-                    // than 2³¹ voxels, so it is the same number)
-                    let i = (start + t) as i32 as f64;
-                    let g = (a0 * i + pj + pk + a3 - o) / s + 0.5;
-                    *x = if g >= 0.0 && g < n { g as i32 } else { -1 };
-                }
+                // `along`'s argument (`coordinate`, rounded as `WorkingGrid::nearest_along`
+                // rounds)
+                let at = |t: usize| (a0 * (start + t) as i32 as f64 + pj + pk + a3 - o) / s + 0.5;
+                fill_monotone(&mut index[r][..len], n, &at);
             }
             // (the fixed axes' indices stay 0)
             let [xs, ys, zs] = &index;
@@ -884,6 +880,62 @@ impl<'a> NativeRows<'a> {
             }
         }
     }
+}
+
+/// Fills `out[t]` with the cell index of `g(t)` along an axis of `n` cells (`g` rounded down,
+/// -1 beyond the grid; the index converted through i32: a row is far shorter than 2³¹
+/// voxels, so it is the same number), where `g` never turns back (non-decreasing or
+/// non-increasing in `t`). Reads `g` at few points where the cell rarely changes.
+///
+/// Every step of the native pass's cell position is rounded monotonically, so the cell never
+/// turns back along a row: where both ends of a stretch fall in the same cell (or beyond the
+/// same end of the grid) so do all voxels between. Along an axis that barely moves with the
+/// row (a slight obliquity, round-off in a header's direction cosines) the row is then
+/// bisected down to its few changes instead of converted voxel by voxel; an axis that moves
+/// with the row is converted at every voxel, in a loop the compiler vectorises.
+#[inline(always)]
+fn fill_monotone(out: &mut [i32], n: f64, g: &impl Fn(usize) -> f64) {
+    let cell = |g: f64| if g >= 0.0 && g < n { g as i32 } else { -1 };
+    // the cell, or which end of the grid the point lies beyond
+    let class = |g: f64| if g >= n { -2 } else { cell(g) };
+    let dense = |out: &mut [i32], start: usize| {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = cell(g(start + t));
+        }
+    };
+    let len = out.len();
+    if len == 0 {
+        return;
+    }
+    let (first, last) = (class(g(0)), class(g(len - 1)));
+    // changes at least this dense are cheaper read at every voxel than bisected
+    if first >= 0 && last >= 0 && first.abs_diff(last) as usize * 8 > len {
+        dense(out, 0);
+        return;
+    }
+    // the stretch `start..start + out.len()`, its ends' classes known, halved until each
+    // half holds one class or is short
+    fn bisect(
+        out: &mut [i32],
+        start: usize,
+        [first, last]: [i32; 2],
+        class: &impl Fn(usize) -> i32,
+        dense: &impl Fn(&mut [i32], usize),
+    ) {
+        let len = out.len();
+        if first == last {
+            out.fill(first.max(-1));
+        } else if len <= 8 {
+            dense(out, start);
+        } else {
+            let mid = len / 2;
+            let (left, right) = out.split_at_mut(mid);
+            let ends = [class(start + mid - 1), class(start + mid)];
+            bisect(left, start, [first, ends[0]], class, dense);
+            bisect(right, start + mid, [ends[1], last], class, dense);
+        }
+    }
+    bisect(out, 0, [first, last], &|t| class(g(t)), &dense);
 }
 
 /// Maps the working-grid masks onto the native grid: each native voxel centre takes the value
@@ -1109,6 +1161,28 @@ fn to_native(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`fill_monotone`] gives every value of a monotone step function, rising or falling,
+    /// changing densely or rarely, with values below zero.
+    #[test]
+    fn monotone_fill_is_every_value() {
+        for len in [1, 2, 3, 7, 8, 9, 16, 33, 64] {
+            for slope in [0.0, 0.001, 0.03, 0.2, 0.5, 1.0, 3.0, -0.04, -0.6, -2.0] {
+                for offset in [-5.3, -0.2, 0.0, 0.7, 4.5] {
+                    let g = |t: usize| offset + slope * t as f64;
+                    let mut out = vec![99; len];
+                    fill_monotone(&mut out, 6.0, &g);
+                    let expected: Vec<i32> = (0..len)
+                        .map(|t| match g(t) {
+                            x if (0.0..6.0).contains(&x) => x as i32,
+                            _ => -1,
+                        })
+                        .collect();
+                    assert_eq!(out, expected, "len {len} slope {slope} offset {offset}");
+                }
+            }
+        }
+    }
 
     /// The native grid's nearest working cells depend on every bit of the world positions
     /// (ties between two cells are common on axis-aligned grids), so the row-wise positions
