@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use anyhow::Result;
 use clap::Args;
 use defacer_check::{check_volume, CheckOptions, CheckReport, Landmark};
+use defacer_mask::TurnedHeader;
 use defacer_volume::Volume;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -35,7 +36,8 @@ struct Verdict {
     path: PathBuf,
     #[serde(flatten)]
     report: CheckReport,
-    /// Why no landmark residuals were measured, or which of them were not counted.
+    /// Why no landmark residuals were measured, or which of them were not counted; and when
+    /// the header placed the head wrongly, how the head was turned to be checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     landmarks_note: Option<String>,
 }
@@ -179,9 +181,37 @@ fn check_item(item: &Item, renders: bool, single: bool) -> Result<Vec<Verdict>> 
 }
 
 fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
-    let (landmarks, skull_found, landmarks_note) = match template_landmarks(vol) {
-        Ok((l, true)) => (l, true, None),
-        Ok((l, false)) => (
+    let fitted = template_landmarks(vol);
+    // A head whose header places it wrongly (the template fitted it only with its axes
+    // turned) is looked at as it fits: the renders look at the front of the header's world,
+    // which would show the back of such a head and no face.
+    let Ok((_, _, Some(turned))) = &fitted else {
+        return check_fitted(vol, renders_dir, fitted);
+    };
+    let placed = turned.placed(vol);
+    let mut verdict = check_fitted(&placed, renders_dir, template_landmarks(&placed))?;
+    let note = format!(
+        "the header's orientation is probably wrong ({}): checked with the voxel axes read as \
+         {}, as the head fits",
+        vol.affine.orientation_codes(),
+        turned.axis_codes
+    );
+    verdict.landmarks_note = Some(match verdict.landmarks_note {
+        Some(n) => format!("{note}; {n}"),
+        None => note,
+    });
+    Ok(verdict)
+}
+
+/// [`check_one`] with the template's landmarks (or why there are none) as placed in `vol`.
+fn check_fitted(
+    vol: &Volume,
+    renders_dir: Option<PathBuf>,
+    fitted: Result<(Vec<Landmark>, bool, Option<TurnedHeader>)>,
+) -> Result<Verdict> {
+    let (landmarks, skull_found, landmarks_note) = match fitted {
+        Ok((l, true, _)) => (l, true, None),
+        Ok((l, false, _)) => (
             l,
             false,
             Some(
@@ -214,9 +244,9 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
     })
 }
 
-/// The template's facial landmarks mapped into this volume's world by the head fit, and whether
-/// a skull was found around the brain.
-fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool)> {
+/// The template's facial landmarks mapped into this volume's world by the head fit, whether
+/// a skull was found around the brain, and how the head fitted if only with its axes turned.
+fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool, Option<TurnedHeader>)> {
     // A defaced head has lost the surface the fit likes best, so a looser fit is accepted: the
     // residuals need the face's place and orientation to within a centimetre or two, not the
     // precision that defacing needs.
@@ -240,5 +270,5 @@ fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool)> {
             }
         })
         .collect();
-    Ok((landmarks, skull_found))
+    Ok((landmarks, skull_found, plan.report.turned_header))
 }

@@ -6,7 +6,7 @@ mod support;
 use support::{defacer, out, s};
 
 use defacer_testkit::{real, scratch, workspace_root};
-use defacer_volume::{load, save, SaveOptions};
+use defacer_volume::{load, save, Affine, SaveOptions, Volume};
 
 /// Heads whose whole face (eyes, nose, mouth) is in the field of view.
 const FULL_FACES: [&str; 4] = [
@@ -187,4 +187,50 @@ fn removing_only_the_nose_still_shows_a_face() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     // The eyes are still in their sockets, whatever the detector says.
     assert!(out(&o).contains("LARGE RESIDUAL"), "{}", out(&o));
+}
+
+/// A header that turns the head half way round (the face looking back): `check` looks at the
+/// head as it fits and finds the face, `deface` removes it where the voxels show it and says
+/// the header is probably wrong, and `check` then finds no face.
+#[test]
+fn a_head_whose_header_turns_it_round_is_checked_and_defaced_as_it_lies() {
+    let vol = load(&[real("mri/ch2.nii.gz")]).expect("loads").remove(0);
+    let mut half_turn = Affine::identity();
+    half_turn.0[(0, 0)] = -1.0;
+    half_turn.0[(1, 1)] = -1.0;
+    let turned = Volume::synthetic(
+        vol.voxels.clone(),
+        Affine(half_turn.0 * vol.affine.0),
+        vol.scaling,
+        vol.modality,
+    );
+    let dir = scratch("check-turned-header");
+    let original = dir.join("turned.nii.gz");
+    save(&turned, &original, &SaveOptions::default()).expect("saves");
+
+    let (code, v) = check_json(&original);
+    eprintln!("turned: {} {}", reliefs(&v), v["landmarks_note"]);
+    assert_eq!(code, Some(1), "{}", reliefs(&v));
+    assert_eq!(v["face_found"], true, "{}", reliefs(&v));
+    assert!(
+        v["landmarks_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("header's orientation is probably wrong")),
+        "{}",
+        v["landmarks_note"]
+    );
+
+    let defaced = dir.join("defaced.nii.gz");
+    let o = defacer(&["deface", s(&original), "-o", s(&defaced)]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("header's orientation is probably wrong"),
+        "{}",
+        out(&o)
+    );
+    let (code, v) = check_json(&defaced);
+    eprintln!("turned, defaced: {}", reliefs(&v));
+    assert_eq!(code, Some(0), "{}", reliefs(&v));
+    assert_eq!(v["face_found"], false, "{}", reliefs(&v));
+    assert_eq!(v["residuals"]["large_residual"], false, "{}", reliefs(&v));
 }

@@ -375,11 +375,12 @@ impl FrameVisitor for Resample<'_> {
 }
 
 impl<'a> WorkingImage<'a> {
-    pub fn from_volume(vol: &'a Volume, spacing_mm: f64) -> Option<Self> {
+    /// The working image of `vol`, its voxels placed in the world by `map` (the volume's own,
+    /// or one that turns it).
+    pub fn from_volume(vol: &'a Volume, map: &VoxelMap, spacing_mm: f64) -> Self {
         let [nx, ny, nz, _] = vol.dims();
         let dims = [nx, ny, nz];
-        let map = vol.voxel_map()?;
-        let grid = WorkingGrid::covering(&map, dims, spacing_mm);
+        let grid = WorkingGrid::covering(map, dims, spacing_mm);
         let native = NativeValues::of(vol);
         // Native voxels take the value of their nearest cell, so every cell that is nearest to
         // some native voxel must count as seen, even when its centre lies just beyond the native
@@ -387,17 +388,17 @@ impl<'a> WorkingImage<'a> {
         let (lo, hi) = map.index_limits(dims, 0.5 * grid.spacing);
         let pairs = native.visit(Resample {
             grid: &grid,
-            map: &map,
+            map,
             dims,
             limits: (lo, hi),
         });
         let values = pairs.map(|p| if p.0.is_finite() { p.0 } else { 0.0 });
         let in_fov = pairs.map(|p| p.1);
-        Some(WorkingImage {
+        WorkingImage {
             grid,
             values,
             in_fov,
             native,
-        })
+        }
     }
 }

@@ -135,9 +135,12 @@ pub struct MaskReport {
     pub fit_inlier_fraction: f64,
     /// Share of the template surface inside the field of view.
     pub fit_in_fov_fraction: f64,
-    /// Template world → subject world, row-major.
+    /// Template world → subject world (the header's), row-major.
     pub fit_matrix: [[f64; 4]; 4],
     pub head_threshold: f64,
+    /// Set when the template fitted the head only with its voxel axes turned from the
+    /// header's (a wrong header): how they fitted.
+    pub turned_header: Option<TurnedHeader>,
     pub warnings: Vec<String>,
     pub timings_ms: Timings,
 }
@@ -150,6 +153,28 @@ pub struct Timings {
     pub regions: f64,
     pub native: f64,
     pub total: f64,
+}
+
+/// How a head whose header places it wrongly was found: its voxel axes turned by quarter
+/// turns about the centre of the field of view (see [`WorkingPlan::new`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnedHeader {
+    /// The axis codes (as nibabel's `aff2axcodes`) of the turned affine, e.g. `"LPS"`; left
+    /// and right may be swapped, which a face does not tell.
+    pub axis_codes: String,
+    /// The turned affine (voxel → world mm, row-major), with which the head lies as the
+    /// template's does.
+    pub affine: [[f64; 4]; 4],
+}
+
+impl TurnedHeader {
+    /// A copy of `vol` whose header places its voxels as the head fitted (for views and
+    /// measurements that must see the head upright, such as renders of its face).
+    pub fn placed(&self, vol: &Volume) -> Volume {
+        let mut placed = vol.clone();
+        placed.affine = defacer_volume::Affine(Matrix4::from_fn(|r, c| self.affine[r][c]));
+        placed
+    }
 }
 
 /// The masks on the volume's native grid (shape `[nx, ny, nz]`, Fortran order like the voxels).
@@ -266,10 +291,19 @@ pub struct WorkingPlan<'a> {
     brain: ProtectedBrain,
     region: FaceRegion,
     timings: Timings,
+    /// Where the head fitted only with its axes turned from the header's ([`turned_head`]):
+    /// the way back from the world the plan was made in to the header's, and the axis codes
+    /// the header would have had to give.
+    turned: Option<(Matrix4<f64>, String)>,
 }
 
 impl<'a> WorkingPlan<'a> {
     /// Everything of [`plan`] but the native masks (`opts.remove_bone` is not used here).
+    ///
+    /// A head the template does not fit where the header places it is tried with its voxel
+    /// axes turned by quarter turns; if one of them fits closely, the plan is made so, its
+    /// masks (on the voxel grid) are right for the file as it is, and the report says the
+    /// header is probably wrong ([`MaskReport::turned_header`]).
     pub fn new(vol: &'a Volume, opts: &DefaceOptions) -> Result<Self, Error> {
         working(vol, opts)
     }
@@ -291,6 +325,23 @@ impl<'a> WorkingPlan<'a> {
     }
 }
 
+/// The head found with its voxels placed in the world by `map`: resampled, masked, its skin
+/// surface measured; not fitted yet.
+struct LocatedHead<'a> {
+    map: VoxelMap<'a>,
+    modality: Modality,
+    img: WorkingImage<'a>,
+    head: HeadMask,
+    surface: SubjectSurface,
+    timings: Timings,
+}
+
+/// The plan's first half: the head found and the template fitted to it.
+struct FittedHead<'a> {
+    located: LocatedHead<'a>,
+    fit: HeadFit,
+}
+
 fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>, Error> {
     let t_all = Instant::now();
     let file = vol.path().display().to_string();
@@ -308,11 +359,48 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
              positive"
         )));
     }
+    let fitted = fit_head(vol, locate_head(vol, map, opts)?)?;
+    // A header that places the head wrongly is looked for wherever the head fits worse than a
+    // plan accepts by default, also under looser options (`defacer check` on defaced heads).
+    let strict = DefaceOptions {
+        max_fit_distance_mm: opts
+            .max_fit_distance_mm
+            .min(DefaceOptions::default().max_fit_distance_mm),
+        ..opts.clone()
+    };
+    let (fitted, turned) = match check_fit(&fitted.fit, &strict) {
+        Ok(()) => (fitted, None),
+        Err(detail) => {
+            let t = Instant::now();
+            match turned_head(vol, opts, &fitted.fit) {
+                Some((mut turned, back, codes)) => {
+                    // the search is part of the fit's time
+                    turned.located.timings.fit = fitted.located.timings.fit + ms(t);
+                    (turned, Some((back, codes)))
+                }
+                None => match check_fit(&fitted.fit, opts) {
+                    Ok(()) => (fitted, None),
+                    Err(_) => return Err(Error::HeadFitFailed { file, detail }),
+                },
+            }
+        }
+    };
+    let mut plan = regions(vol, opts, fitted, t_all)?;
+    plan.turned = turned;
+    Ok(plan)
+}
+
+/// Resampling, the head mask and the skin surface, with the voxels placed by `map`.
+fn locate_head<'a>(
+    vol: &'a Volume,
+    map: VoxelMap<'a>,
+    opts: &DefaceOptions,
+) -> Result<LocatedHead<'a>, Error> {
+    let file = vol.path().display().to_string();
     let mut timings = Timings::default();
 
     let t = Instant::now();
-    let img = WorkingImage::from_volume(vol, opts.working_mm)
-        .ok_or_else(|| geometry("affine is singular".into()))?;
+    let img = WorkingImage::from_volume(vol, &map, opts.working_mm);
     timings.resample = ms(t);
     let modality = match opts.modality.unwrap_or(vol.modality) {
         Modality::Unknown => guess_modality(&img),
@@ -335,18 +423,167 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
     timings.head = ms(t);
 
     let t = Instant::now();
-    let template = Template::embedded();
     let surface = SubjectSurface::new(&head, img.grid, &img.in_fov);
-    let fit = registration::fit(template, &head, &surface).ok_or_else(|| Error::HeadFitFailed {
-        file: file.clone(),
-        detail: "no head surface".into(),
-    })?;
-    check_fit(&fit, opts).map_err(|detail| Error::HeadFitFailed {
-        file: file.clone(),
-        detail,
-    })?;
     timings.fit = ms(t);
+    Ok(LocatedHead {
+        map,
+        modality,
+        img,
+        head,
+        surface,
+        timings,
+    })
+}
 
+/// The template fitted to a located head; the fit's quality is not judged here
+/// ([`check_fit`]).
+fn fit_head<'a>(vol: &Volume, mut located: LocatedHead<'a>) -> Result<FittedHead<'a>, Error> {
+    let t = Instant::now();
+    let fit = registration::fit(Template::embedded(), &located.head, &located.surface).ok_or_else(
+        || Error::HeadFitFailed {
+            file: vol.path().display().to_string(),
+            detail: "no head surface".into(),
+        },
+    )?;
+    located.timings.fit += ms(t);
+    Ok(FittedHead { located, fit })
+}
+
+/// A head the template does not fit as the header places it, fitted with its axes turned
+/// instead: one of the 23 other quarter-turn orientations about the centre of the field of
+/// view. Every orientation is ranked by a short search from the upright start
+/// ([`registration::rough_cost`]); unless the header's ranks first, the [`TURNS_FITTED`] best
+/// are fitted in full, and the closest is taken if it fits closely
+/// ([`TURNED_FIT_MAX_MM`], [`TURNED_FIT_GAIN_MM`] closer than `header`) and mostly in view
+/// ([`TURNED_FIT_MIN_IN_VIEW`]). Returns it with the way back from its world to the
+/// header's, and the axis codes (nibabel's) that the header would have had to give.
+///
+/// Why: a header can be wrong while the voxels are a whole head (a NIfTI without qform and
+/// sform whose voxels are not stored as RAS, a volume flipped by a converter). The face is
+/// then where the voxels show it, and the masks, which are on the voxel grid, are right for
+/// the file as it is. Only quarter turns are tried: the template fit itself takes obliques,
+/// and a mirrored head (an odd number of flips) fits as well as the true one, since faces are
+/// close to symmetric.
+fn turned_head<'a>(
+    vol: &'a Volume,
+    opts: &DefaceOptions,
+    header: &HeadFit,
+) -> Option<(FittedHead<'a>, Matrix4<f64>, String)> {
+    if vol.slice_positions.is_some() {
+        // an uneven stack's slice positions are along the header's axis
+        return None;
+    }
+    let [nx, ny, nz, _] = vol.dims();
+    let centre = vol
+        .voxel_map()?
+        .to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0));
+    let about = |turn: Matrix4<f64>| {
+        Matrix4::new_translation(&nalgebra::Vector3::from(centre))
+            * turn
+            * Matrix4::new_translation(&-nalgebra::Vector3::from(centre))
+    };
+    let placed = |turn: Matrix4<f64>| {
+        VoxelMap::new(&defacer_volume::Affine(about(turn) * vol.affine.0), None)
+            .and_then(|map| locate_head(vol, map, opts).ok())
+    };
+    let template = Template::embedded();
+    let turns = quarter_turns();
+    let mut ranked: Vec<(f64, usize)> = turns
+        .par_iter()
+        .enumerate()
+        .filter_map(|(n, &turn)| {
+            let located = placed(turn)?;
+            registration::rough_cost(template, &located.head, &located.surface).map(|c| (c, n))
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut best: Option<(FittedHead, Matrix4<f64>)> = None;
+    // the orientations that rank above the header's (index 0, the identity)
+    for &(_, n) in ranked.iter().take_while(|r| r.1 != 0).take(TURNS_FITTED) {
+        let Some(fitted) = placed(turns[n]).and_then(|l| fit_head(vol, l).ok()) else {
+            continue;
+        };
+        let f = &fitted.fit;
+        let close = check_fit(f, opts).is_ok()
+            && f.mean_distance_mm <= TURNED_FIT_MAX_MM.min(opts.max_fit_distance_mm)
+            && f.mean_distance_mm <= header.mean_distance_mm - TURNED_FIT_GAIN_MM
+            && f.in_fov_fraction >= TURNED_FIT_MIN_IN_VIEW;
+        if close
+            && best
+                .as_ref()
+                .is_none_or(|(b, _)| f.mean_distance_mm < b.fit.mean_distance_mm)
+        {
+            // a rotation's inverse is its transpose
+            best = Some((fitted, about(turns[n].transpose())));
+        }
+    }
+    best.map(|(b, back)| {
+        let codes = b.located.map.affine().orientation_codes();
+        (b, back, codes)
+    })
+}
+
+/// How many of the best-ranked turned orientations are fitted in full.
+const TURNS_FITTED: usize = 2;
+
+/// A head fitted only with its axes turned from the header's must fit at least this closely
+/// (mm, mean distance to the skin): the heads whose headers are right fit at 1.5–2.9 mm, the
+/// same heads turned wrongly at 4.2 mm or more.
+const TURNED_FIT_MAX_MM: f64 = 3.0;
+
+/// ... and this much closer than as the header places it (mm).
+const TURNED_FIT_GAIN_MM: f64 = 1.0;
+
+/// ... and have at least this share of the template's surface in view: a part of a head (the
+/// top of it alone) can fit closely in more than one orientation.
+const TURNED_FIT_MIN_IN_VIEW: f64 = 0.5;
+
+/// The 24 rotations of the axes by quarter turns (the identity first), as affine matrices.
+fn quarter_turns() -> Vec<Matrix4<f64>> {
+    let mut turns = Vec::new();
+    for perm in [
+        [0, 1, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [0, 2, 1],
+        [2, 1, 0],
+        [1, 0, 2],
+    ] {
+        for signs in 0..8u8 {
+            let mut m = Matrix4::zeros();
+            m[(3, 3)] = 1.0;
+            for (row, &col) in perm.iter().enumerate() {
+                m[(row, col)] = if signs >> row & 1 == 1 { -1.0 } else { 1.0 };
+            }
+            if m.fixed_view::<3, 3>(0, 0).determinant() > 0.0 {
+                turns.push(m);
+            }
+        }
+    }
+    turns
+}
+
+/// The plan's second half on the working grid: template labels, skull, brain and face.
+fn regions<'a>(
+    vol: &'a Volume,
+    opts: &DefaceOptions,
+    fitted: FittedHead<'a>,
+    t_all: Instant,
+) -> Result<WorkingPlan<'a>, Error> {
+    let file = vol.path().display().to_string();
+    let FittedHead {
+        located:
+            LocatedHead {
+                map,
+                modality,
+                img,
+                head,
+                surface,
+                mut timings,
+            },
+        fit,
+    } = fitted;
+    let template = Template::embedded();
     let t = Instant::now();
     let inv = fit
         .matrix
@@ -427,6 +664,7 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         brain,
         region,
         timings,
+        turned: None,
     })
 }
 
@@ -449,6 +687,15 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     } = plan;
     let (vol, modality, t_all) = (*vol, *modality, *t_all);
     let mut warnings = Vec::new();
+    if let Some((_, codes)) = &plan.turned {
+        warnings.push(format!(
+            "the head does not lie as the header says ({}): it fits only with its voxel axes \
+             read as {codes} (or that mirrored left to right: a face does not tell the sides \
+             apart). The face was removed where the voxels show it, but the header's \
+             orientation is probably wrong: check the QC pictures",
+            vol.affine.orientation_codes()
+        ));
+    }
     let mut timings = plan.timings.clone();
     if fit.small_head() {
         let s = [6, 7, 8].map(|k| fit.params[k].exp());
@@ -516,6 +763,11 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     let (lo, hi) = dtype_range(vol.datatype());
     let fill_value_stored = vol.scaling.to_stored(air_physical).clamp(lo, hi);
     timings.total = ms(t_all);
+    // the report's world is the header's, also where the plan turned the head
+    let fit_in_header = match &plan.turned {
+        Some((back, _)) => back * fit.matrix,
+        None => fit.matrix,
+    };
 
     let report = MaskReport {
         modality,
@@ -525,8 +777,15 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         fit_mean_distance_mm: fit.mean_distance_mm,
         fit_inlier_fraction: fit.inlier_fraction,
         fit_in_fov_fraction: fit.in_fov_fraction,
-        fit_matrix: std::array::from_fn(|r| std::array::from_fn(|c| fit.matrix[(r, c)])),
+        fit_matrix: std::array::from_fn(|r| std::array::from_fn(|c| fit_in_header[(r, c)])),
         head_threshold: head.threshold,
+        turned_header: plan.turned.as_ref().map(|(_, codes)| {
+            let a = map.affine().0;
+            TurnedHeader {
+                axis_codes: codes.clone(),
+                affine: std::array::from_fn(|r| std::array::from_fn(|c| a[(r, c)])),
+            }
+        }),
         warnings,
         timings_ms: timings,
     };
@@ -774,8 +1033,9 @@ struct NativeRows<'a> {
 }
 
 impl<'a> NativeRows<'a> {
-    fn new(vol: &'a Volume) -> Self {
-        let m = &vol.affine.0;
+    /// The rows of `vol` placed by `map` (the volume's own, or one that turns it).
+    fn new(vol: &'a Volume, map: &VoxelMap) -> Self {
+        let m = &map.affine().0;
         NativeRows {
             affine: std::array::from_fn(|r| std::array::from_fn(|c| m[(r, c)])),
             slices: vol.slice_positions.as_ref(),
@@ -1003,7 +1263,7 @@ fn to_native(
         .collect();
     // Bone is kept at native resolution, where it is sharp (`phys`, above).
     let grid = img.grid;
-    let rows = NativeRows::new(vol);
+    let rows = NativeRows::new(vol, map);
     let bits = [
         FACE,
         EARS,
@@ -1193,7 +1453,7 @@ mod tests {
             let path = defacer_testkit::real(rel);
             let vol = defacer_volume::load(&[path]).unwrap().remove(0);
             let map = vol.voxel_map().unwrap();
-            let rows = NativeRows::new(&vol);
+            let rows = NativeRows::new(&vol, &map);
             let [nx, ny, nz, _] = vol.dims();
             let mut checked = 0;
             for k in (0..nz).step_by(nz.div_ceil(16)) {
@@ -1223,7 +1483,7 @@ mod tests {
             let path = defacer_testkit::real(rel);
             let vol = defacer_volume::load(&[path]).unwrap().remove(0);
             let map = vol.voxel_map().unwrap();
-            let rows = NativeRows::new(&vol);
+            let rows = NativeRows::new(&vol, &map);
             let [nx, ny, nz, _] = vol.dims();
             let full = WorkingGrid::covering(&map, [nx, ny, nz], 2.0);
             // a grid a third smaller, shifted: many voxels have no cell

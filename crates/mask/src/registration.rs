@@ -799,59 +799,112 @@ pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Op
     fit_within(template, head, surface, SMALL_HEAD_SCALE_LIMIT)
 }
 
+/// What every search of the template over the subject starts from: the template's fit
+/// points (all, and the head's without the neck), their centre, the subject's skin distance,
+/// and the translation that brings the template's anchor onto the subject's.
+struct Start<'t> {
+    all: &'t [[f64; 3]],
+    head_points: Vec<[f64; 3]>,
+    centre: [f64; 3],
+    viewed: ViewedDistance,
+    t0: [f64; 3],
+}
+
+impl<'t> Start<'t> {
+    fn new(template: &'t Template, head: &HeadMask, surface: &SubjectSurface) -> Option<Self> {
+        let all = template
+            .fit_points
+            .get_or_init(|| template.points(label::FIT_SURFACE));
+        if all.is_empty() {
+            return None;
+        }
+        let head_points: Vec<[f64; 3]> = all.iter().copied().filter(|p| !in_neck(p)).collect();
+        let n = all.len() as f64;
+        let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
+        let g = surface.grid;
+        let viewed = ViewedDistance::new(surface);
+        let subject_anchor = anchor(|| {
+            head.mask
+                .data
+                .iter()
+                .enumerate()
+                .filter(|(_, &h)| h)
+                .map(|(c, _)| {
+                    let [i, j, k] = head.mask.coords(c);
+                    g.world(i, j, k)
+                })
+        })?;
+        let template_anchor = template
+            .head_anchor
+            .get_or_init(|| {
+                anchor(|| {
+                    template
+                        .labels
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &l)| l & label::HEAD != 0)
+                        .map(|(c, _)| template.voxel_world(c))
+                })
+            })
+            .as_ref()
+            .copied()?;
+        let t0 = [0, 1, 2].map(|a| subject_anchor[a] - template_anchor[a]);
+        Some(Start {
+            all,
+            head_points,
+            centre,
+            viewed,
+            t0,
+        })
+    }
+
+    /// The coarse search's problem: a sparse subsample of the head without the neck (prime
+    /// strides spread it over the whole surface: the points are in grid order).
+    fn coarse(&self, scale_limit: f64) -> Problem<'_> {
+        Problem {
+            surface: &self.viewed,
+            points: self.head_points.iter().step_by(37).copied().collect(),
+            centre: self.centre,
+            cap_mm: 15.0,
+            scale_limit,
+        }
+    }
+}
+
+/// How well the template lies on the head from the upright start alone (the coarse search's
+/// cost after one short simplex, mm²): a cheap ranking of the orientations a head may be
+/// turned to, not a fit. `None` where there is nothing to fit.
+pub fn rough_cost(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<f64> {
+    let start = Start::new(template, head, surface)?;
+    let coarse = start.coarse(SCALE_LIMIT);
+    let t0 = start.t0;
+    let step = [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 0.05, 0.05, 0.05];
+    let (_, cost) = nelder_mead(
+        &|p| coarse.cost(p),
+        [t0[0], t0[1], t0[2], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        step,
+        300,
+    );
+    Some(cost)
+}
+
 fn fit_within(
     template: &Template,
     head: &HeadMask,
     surface: &SubjectSurface,
     scale_limit: f64,
 ) -> Option<HeadFit> {
-    let all = template
-        .fit_points
-        .get_or_init(|| template.points(label::FIT_SURFACE));
-    if all.is_empty() {
-        return None;
-    }
-    let head_points: Vec<[f64; 3]> = all.iter().copied().filter(|p| !in_neck(p)).collect();
-    let n = all.len() as f64;
-    let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
-    let g = surface.grid;
-    let viewed = ViewedDistance::new(surface);
-    let subject_anchor = anchor(|| {
-        head.mask
-            .data
-            .iter()
-            .enumerate()
-            .filter(|(_, &h)| h)
-            .map(|(c, _)| {
-                let [i, j, k] = head.mask.coords(c);
-                g.world(i, j, k)
-            })
-    })?;
-    let template_anchor = template
-        .head_anchor
-        .get_or_init(|| {
-            anchor(|| {
-                template
-                    .labels
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &l)| l & label::HEAD != 0)
-                    .map(|(c, _)| template.voxel_world(c))
-            })
-        })
-        .as_ref()
-        .copied()?;
-    let t0 = [0, 1, 2].map(|a| subject_anchor[a] - template_anchor[a]);
-
-    // Prime strides spread the subsample over the whole surface (the points are in grid order).
-    // The search (coarse and fine) leaves the neck out: it picks the basin by the head alone.
-    let coarse = Problem {
-        surface: &viewed,
-        points: head_points.iter().step_by(37).copied().collect(),
+    let start = Start::new(template, head, surface)?;
+    let Start {
+        all,
+        ref head_points,
         centre,
-        cap_mm: 15.0,
-        scale_limit,
-    };
+        ref viewed,
+        t0,
+    } = start;
+
+    // The search (coarse and fine) leaves the neck out: it picks the basin by the head alone.
+    let coarse = start.coarse(scale_limit);
     let mut starts = Vec::new();
     for &rx in &[-20.0, 0.0, 20.0] {
         for &ry in &[-15.0, 0.0, 15.0] {
@@ -881,7 +934,7 @@ fn fit_within(
     // neck steadies the pitch there (the neck left out here too, ch2's 20° copies agreed
     // 0.964–0.977 with the original; with it, 0.971–0.975).
     let fine = Problem {
-        surface: &viewed,
+        surface: viewed,
         points: head_points.iter().step_by(7).copied().collect(),
         centre,
         cap_mm: 8.0,
@@ -889,7 +942,7 @@ fn fit_within(
     };
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
-        surface: &viewed,
+        surface: viewed,
         points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,

@@ -4,6 +4,7 @@
 
 use defacer_mask::{plan, DefaceOptions};
 use defacer_volume::{load, Affine, Modality, Scaling, Volume, Voxels};
+use nalgebra::{Matrix4, Vector3, Vector4};
 use ndarray::{s, Array3, Array4, Axis, ShapeBuilder};
 use serde_json::Value;
 
@@ -81,9 +82,23 @@ fn check(rel: &str, vol: &Volume, doc: &Value) -> Vec<String> {
 /// [`check`], with the removal.
 fn checked(rel: &str, vol: &Volume, doc: &Value) -> (Vec<String>, Array3<bool>) {
     let opts = DefaceOptions::default().ears(true);
-    let mut failures = Vec::new();
     let m = plan(vol, &opts).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let removal = m.removal();
+    (
+        check_removal(rel, vol, &removal, doc, opts.margin_mm),
+        removal,
+    )
+}
+
+/// Every landmark of `doc` in view against `removal`, a removal of `vol`'s voxels.
+fn check_removal(
+    rel: &str,
+    vol: &Volume,
+    removal: &Array3<bool>,
+    doc: &Value,
+    margin_mm: f64,
+) -> Vec<String> {
+    let mut failures = Vec::new();
     // Through the slice positions, not the affine alone: the tilted CT's slices are uneven.
     let map = vol.voxel_map().expect("invertible");
     let dims = removal.shape().to_vec();
@@ -118,14 +133,107 @@ fn checked(rel: &str, vol: &Volume, doc: &Value) -> (Vec<String>, Array3<bool>) 
                 })
                 .fold(f64::INFINITY, f64::min);
             eprintln!("{rel}: brain landmark {name} is {d:.1} mm from the removal");
-            if d < opts.margin_mm {
+            if d < margin_mm {
                 failures.push(format!(
                     "{rel}: brain landmark {name} is {d:.1} mm from the removal"
                 ));
             }
         }
     }
-    (failures, removal)
+    failures
+}
+
+/// Headers that place the head wrongly (turned half way round so the face looks back; turned
+/// a quarter; mirrored top to bottom, as a converter that flips the slice order does): the
+/// template fits only with the axes turned back, and the plan does so. The removal, a set of
+/// voxels, must hold every landmark as placed with the right header; the report must say the
+/// header is probably wrong; and its fit matrix must place the template's eyes on the
+/// subject's eyes in the wrong header's world, where a user of the report reads it.
+#[test]
+fn landmarks_hold_when_the_header_turns_the_head() {
+    let opts = DefaceOptions::default().ears(true);
+    let mut failures = Vec::new();
+    let half_turn = Matrix4::new_rotation(Vector3::z() * std::f64::consts::PI);
+    let quarter_turn = Matrix4::new_rotation(Vector3::x() * std::f64::consts::FRAC_PI_2);
+    let upside_down = Matrix4::new_nonuniform_scaling(&Vector3::new(1.0, 1.0, -1.0));
+    for (rel, marks, wrong, what) in [
+        (
+            "mri/philips_mprage_t1",
+            "philips_mprage_t1.json",
+            half_turn,
+            "face turned back",
+        ),
+        (
+            "mri/ch2.nii.gz",
+            "ch2.json",
+            quarter_turn,
+            "turned a quarter",
+        ),
+        (
+            "ct/invesalius_ct.nii.gz",
+            "invesalius_ct.json",
+            upside_down,
+            "upside down",
+        ),
+    ] {
+        let doc = landmarks_doc(marks);
+        let right = load(&[defacer_testkit::real(rel)]).unwrap().remove(0);
+        let mut misplaced = right.clone();
+        misplaced.affine = Affine(wrong * right.affine.0);
+        let m = plan(&misplaced, &opts).unwrap_or_else(|e| panic!("{rel} {what}: {e}"));
+        let name = format!("{rel} ({what})");
+        failures.extend(check_removal(
+            &name,
+            &right,
+            &m.removal(),
+            &doc,
+            opts.margin_mm,
+        ));
+        if !m
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("header's orientation is probably wrong"))
+        {
+            failures.push(format!(
+                "{name}: no warning about the header: {:?}",
+                m.report.warnings
+            ));
+        }
+        let a = m.report.fit_matrix;
+        let template = defacer_mask::template::Template::embedded();
+        for eye in ["eye_left", "eye_right"] {
+            let placed: Vec<f64> = doc["landmarks"][eye]["ras"]
+                .as_array()
+                .expect("eyes placed")
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .collect();
+            // where the wrong header puts the subject's eye
+            let placed = wrong * Vector4::new(placed[0], placed[1], placed[2], 1.0);
+            // either eye: a mirrored fit swaps them
+            let d = ["eye_left", "eye_right"]
+                .map(|fitted| {
+                    let t = template.landmarks[fitted];
+                    (0..3)
+                        .map(|r| {
+                            (a[r][0] * t[0] + a[r][1] * t[1] + a[r][2] * t[2] + a[r][3] - placed[r])
+                                .powi(2)
+                        })
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .into_iter()
+                .fold(f64::INFINITY, f64::min);
+            eprintln!("{name}: a template eye fitted {d:.1} mm from the subject's {eye}");
+            if d > EYE_FIT_MM {
+                failures.push(format!(
+                    "{name}: template eyes {d:.1} mm from the subject's {eye}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// Fields of view that stop short of the vertex: the same heads with the top 35 and 50 mm cut

@@ -228,6 +228,12 @@ impl<'a> VoxelMap<'a> {
         })
     }
 
+    /// The affine this map places voxels with (for an uneven stack, slices at their average
+    /// pitch; see [`SlicePositions`]).
+    pub fn affine(&self) -> Affine {
+        Affine(self.affine)
+    }
+
     /// World position of a (possibly fractional) voxel index.
     #[inline]
     pub fn to_world(&self, ijk: [f64; 3]) -> [f64; 3] {
