@@ -291,10 +291,13 @@ pub struct WorkingPlan<'a> {
     brain: ProtectedBrain,
     region: FaceRegion,
     timings: Timings,
-    /// Where the head fitted only with its axes turned from the header's ([`turned_head`]):
-    /// the way back from the world the plan was made in to the header's, and the axis codes
-    /// the header would have had to give.
-    turned: Option<(Matrix4<f64>, String)>,
+    /// Where the plan was made in a world other than the header's (the head turned upright,
+    /// [`upright`], or a wrong header's axes turned, [`turned_head`]): the way back to the
+    /// header's world.
+    back: Option<Matrix4<f64>>,
+    /// Where the head fitted only with its axes turned from the header's: the axis codes the
+    /// header would have had to give.
+    wrong_header: Option<String>,
 }
 
 impl<'a> WorkingPlan<'a> {
@@ -368,27 +371,82 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
             .min(DefaceOptions::default().max_fit_distance_mm),
         ..opts.clone()
     };
-    let (fitted, turned) = match check_fit(&fitted.fit, &strict) {
-        Ok(()) => (fitted, None),
+    let (fitted, back, wrong_header) = match check_fit(&fitted.fit, &strict) {
+        Ok(()) => (fitted, None, None),
         Err(detail) => {
             let t = Instant::now();
             match turned_head(vol, opts, &fitted.fit) {
                 Some((mut turned, back, codes)) => {
                     // the search is part of the fit's time
                     turned.located.timings.fit = fitted.located.timings.fit + ms(t);
-                    (turned, Some((back, codes)))
+                    (turned, Some(back), Some(codes))
                 }
                 None => match check_fit(&fitted.fit, opts) {
-                    Ok(()) => (fitted, None),
+                    Ok(()) => (fitted, None, None),
                     Err(_) => return Err(Error::HeadFitFailed { file, detail }),
                 },
             }
         }
     };
+    let (fitted, back) = upright(vol, opts, fitted, back);
     let mut plan = regions(vol, opts, fitted, t_all)?;
-    plan.turned = turned;
+    plan.back = back;
+    plan.wrong_header = wrong_header;
     Ok(plan)
 }
+
+/// A head fitted more than [`UPRIGHT_ABOVE_DEG`] from upright in the world it was placed in
+/// is placed again, turned upright about the centre of the field of view by the fit's
+/// rotation, and fitted again; taken if that fit passes and is more upright. Returns the head
+/// to plan with, and the way back from its world to the header's (composed onto `back`,
+/// the way back from the world `fitted` lies in).
+///
+/// Why: the skull is closed and filled slice by slice in the world's axial planes, and the
+/// CT exterior is reached through them. Across a strongly tilted head an axial plane cuts an
+/// orbit and the cranium together, and the orbit can join the space the skull encloses:
+/// the InVesalius CT rolled by 30° kept its left eye (protected as brain, 1.5 mm from the
+/// intracranial space that should lie 20 mm away). Upright, the planes lie as they do on
+/// the heads the skull search was built on.
+fn upright<'a>(
+    vol: &'a Volume,
+    opts: &DefaceOptions,
+    fitted: FittedHead<'a>,
+    back: Option<Matrix4<f64>>,
+) -> (FittedHead<'a>, Option<Matrix4<f64>>) {
+    let tilt = fitted.fit.tilt_deg();
+    if tilt <= UPRIGHT_ABOVE_DEG {
+        return (fitted, back);
+    }
+    let [nx, ny, nz, _] = vol.dims();
+    let map = &fitted.located.map;
+    let centre =
+        nalgebra::Vector3::from(map.to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0)));
+    let about = |m: Matrix4<f64>| {
+        Matrix4::new_translation(&centre) * m * Matrix4::new_translation(&-centre)
+    };
+    let rotation = fitted.fit.rotation();
+    // a rotation's inverse is its transpose
+    let up = VoxelMap::new(
+        &defacer_volume::Affine(about(rotation.transpose()) * map.affine().0),
+        vol.slice_positions.as_ref(),
+    )
+    .and_then(|map| locate_head(vol, map, opts).ok())
+    .and_then(|located| fit_head(vol, located).ok())
+    .filter(|up| check_fit(&up.fit, opts).is_ok() && up.fit.tilt_deg() < tilt);
+    match up {
+        Some(mut up) => {
+            // both fits are the fit's time
+            up.located.timings.fit += fitted.located.timings.fit;
+            let back = back.unwrap_or_else(Matrix4::identity) * about(rotation);
+            (up, Some(back))
+        }
+        None => (fitted, back),
+    }
+}
+
+/// Heads fitted more than this far (degrees) from upright are planned upright ([`upright`]):
+/// the orientation tests' heads turned by 20° (and the GE CT, 18° chin-up) stay as they lie.
+const UPRIGHT_ABOVE_DEG: f64 = 25.0;
 
 /// Resampling, the head mask and the skin surface, with the voxels placed by `map`.
 fn locate_head<'a>(
@@ -664,7 +722,8 @@ fn regions<'a>(
         brain,
         region,
         timings,
-        turned: None,
+        back: None,
+        wrong_header: None,
     })
 }
 
@@ -687,7 +746,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     } = plan;
     let (vol, modality, t_all) = (*vol, *modality, *t_all);
     let mut warnings = Vec::new();
-    if let Some((_, codes)) = &plan.turned {
+    if let Some(codes) = &plan.wrong_header {
         warnings.push(format!(
             "the head does not lie as the header says ({}): it fits only with its voxel axes \
              read as {codes} (or that mirrored left to right: a face does not tell the sides \
@@ -764,8 +823,8 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
     let fill_value_stored = vol.scaling.to_stored(air_physical).clamp(lo, hi);
     timings.total = ms(t_all);
     // the report's world is the header's, also where the plan turned the head
-    let fit_in_header = match &plan.turned {
-        Some((back, _)) => back * fit.matrix,
+    let fit_in_header = match &plan.back {
+        Some(back) => back * fit.matrix,
         None => fit.matrix,
     };
 
@@ -779,7 +838,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         fit_in_fov_fraction: fit.in_fov_fraction,
         fit_matrix: std::array::from_fn(|r| std::array::from_fn(|c| fit_in_header[(r, c)])),
         head_threshold: head.threshold,
-        turned_header: plan.turned.as_ref().map(|(_, codes)| {
+        turned_header: plan.wrong_header.as_ref().map(|codes| {
             let a = map.affine().0;
             TurnedHeader {
                 axis_codes: codes.clone(),

@@ -269,6 +269,21 @@ pub struct HeadFit {
 }
 
 impl HeadFit {
+    /// The fit's rotation (template → subject world), as an affine matrix.
+    pub fn rotation(&self) -> Matrix4<f64> {
+        let p = &self.params;
+        Rotation3::from_euler_angles(p[3].to_radians(), p[4].to_radians(), p[5].to_radians())
+            .to_homogeneous()
+    }
+
+    /// How far (degrees) the fit turns the upright template.
+    pub fn tilt_deg(&self) -> f64 {
+        let p = &self.params;
+        Rotation3::from_euler_angles(p[3].to_radians(), p[4].to_radians(), p[5].to_radians())
+            .angle()
+            .to_degrees()
+    }
+
     /// Axes on which the template was shrunk to its bound (within 1.2 %) or beyond: the head is
     /// smaller than the fit allows there, and two or more such axes mean the fit was forced
     /// (measured with the adult bound: ch2 scaled to 0.75 fits with its template eyes 30 mm

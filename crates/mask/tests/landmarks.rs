@@ -143,6 +143,60 @@ fn check_removal(
     failures
 }
 
+/// Heads tilted in the scanner beyond the fit's ±20° starts (the same voxels, the world
+/// turned under them by the header): the CT rolled by 30° and 40° and pitched by 40°, ch2
+/// turned by 60° about the vertical. Fitted beyond 25° from upright, a head is planned upright
+/// in a world turned by its fit; before that, the CT rolled by 30° or 40° kept its left eye
+/// (axial planes cut the orbit and the cranium together, and the orbit joined the
+/// intracranial space), and pitched by 40° lost a sixth of its removal.
+#[test]
+fn landmarks_hold_on_heads_tilted_in_the_scanner() {
+    let opts = DefaceOptions::default().ears(true);
+    let mut failures = Vec::new();
+    let turn = |axis: Vector3<f64>, deg: f64| Matrix4::new_rotation(axis * deg.to_radians());
+    for (rel, marks, tilt, what) in [
+        (
+            "ct/invesalius_ct.nii.gz",
+            "invesalius_ct.json",
+            turn(Vector3::y(), 30.0),
+            "rolled 30°",
+        ),
+        (
+            "ct/invesalius_ct.nii.gz",
+            "invesalius_ct.json",
+            turn(Vector3::y(), 40.0),
+            "rolled 40°",
+        ),
+        (
+            "ct/invesalius_ct.nii.gz",
+            "invesalius_ct.json",
+            turn(Vector3::x(), 40.0),
+            "pitched 40°",
+        ),
+        (
+            "mri/ch2.nii.gz",
+            "ch2.json",
+            turn(Vector3::z(), 60.0),
+            "turned 60°",
+        ),
+    ] {
+        let doc = landmarks_doc(marks);
+        let right = load(&[defacer_testkit::real(rel)]).unwrap().remove(0);
+        let mut tilted = right.clone();
+        tilted.affine = Affine(tilt * right.affine.0);
+        let m = plan(&tilted, &opts).unwrap_or_else(|e| panic!("{rel} {what}: {e}"));
+        // the voxels are the same: the landmarks are checked where they lie in the original
+        failures.extend(check_removal(
+            &format!("{rel} ({what})"),
+            &right,
+            &m.removal(),
+            &doc,
+            opts.margin_mm,
+        ));
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// Headers that place the head wrongly (turned half way round so the face looks back; turned
 /// a quarter; mirrored top to bottom, as a converter that flips the slice order does): the
 /// template fits only with the axes turned back, and the plan does so. The removal, a set of

@@ -342,10 +342,11 @@ fn ch2_padded_by_a_few_voxels_removes_the_same_world_region() {
 const FIT_AGREEMENT_MM: f64 = 4.0;
 
 /// ±30° is the range the header is trusted to. There the fit places the template as on the
-/// original (every template landmark within [`FIT_AGREEMENT_MM`]), the brain stays untouched
-/// and every hand-placed landmark holds. The removal's agreement with the original's
-/// is reported, not asserted: it is lower than at 20° where the protected region follows the
-/// MRI skull, whose thin dark band the copy's trilinear resampling blurs (ch2 0.954–0.972).
+/// original (every template landmark within [`FIT_AGREEMENT_MM`]), the brain stays untouched,
+/// every hand-placed landmark holds, and the removal agrees with the original's (Dice ≥ 0.97:
+/// ch2 0.976–0.980, Philips 0.976–0.982). The copies turn the voxel grid, not the head: the
+/// head still lies as in the original's world (heads tilted in the world: the landmark
+/// tests).
 fn thirty_degrees(rel: &'static str, brain: Option<&str>, landmarks: &str) -> Vec<String> {
     let r = reference(rel, brain);
     let (_, marks) = defacer_testkit::landmarks(landmarks);
@@ -383,13 +384,16 @@ fn thirty_degrees(rel: &'static str, brain: Option<&str>, landmarks: &str) -> Ve
         let back = bring_back(&m.face, &v.affine, &r.volume);
         let in_brain = overlap(&back, &r.brain);
         let own = m.report.min_distance_to_brain_mm;
+        let d = dice(&r.face, &back);
         eprintln!(
-            "{what}: Dice {:.4}, {in_brain} brain voxels removed, removal {own:?} mm from its brain",
-            dice(&r.face, &back)
+            "{what}: Dice {d:.4}, {in_brain} brain voxels removed, removal {own:?} mm from its brain"
         );
-        if in_brain > 0 || own.is_none_or(|d| d < DefaceOptions::default().margin_mm - 1e-9) {
+        if d < 0.97
+            || in_brain > 0
+            || own.is_none_or(|d| d < DefaceOptions::default().margin_mm - 1e-9)
+        {
             failures.push(format!(
-                "{what}: {in_brain} brain voxels, removal {own:?} mm away"
+                "{what}: Dice {d:.4}, {in_brain} brain voxels, removal {own:?} mm away"
             ));
         }
     }
@@ -424,10 +428,10 @@ fn philips_oblique_reslicing_removes_the_same_world_region() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// A head CT tilted 20° about each world axis, with air beyond the original field of view: on
-/// every copy each hand-placed eye, nose tip and tragus (ears on) is removed, each brain
-/// landmark stays at least the margin from the removal, and the removal agrees with the
-/// original's, with facial bone and without.
+/// A head CT tilted 20° and 30° about each world axis, with air beyond the original field of
+/// view: on every copy each hand-placed eye, nose tip and tragus (ears on) is removed, each
+/// brain landmark stays at least the margin from the removal, and the removal agrees with
+/// the original's, with facial bone and without.
 #[test]
 fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
     let rel = "ct/invesalius_ct.nii.gz";
@@ -443,9 +447,9 @@ fn ct_oblique_reslicing_keeps_landmarks_and_brain() {
         .face;
     let (_, marks) = defacer_testkit::landmarks("invesalius_ct.json");
     let mut failures = Vec::new();
-    for axis in 0..3 {
-        let v = rotate(&volume, axis, 20.0);
-        let what = format!("{rel} 20° about world axis {axis}");
+    for (axis, deg) in (0..3).flat_map(|axis| [(axis, 20.0), (axis, 30.0)]) {
+        let v = rotate(&volume, axis, deg);
+        let what = format!("{rel} {deg}° about world axis {axis}");
         let m = plan(&v, &opts).unwrap_or_else(|e| panic!("{what}: {e}"));
         let removal = m.removal();
         failures.extend(landmark_failures(
