@@ -153,33 +153,15 @@ fn check_removal(
 fn landmarks_hold_on_heads_tilted_in_the_scanner() {
     let opts = DefaceOptions::default().ears(true);
     let mut failures = Vec::new();
-    let turn = |axis: Vector3<f64>, deg: f64| Matrix4::new_rotation(axis * deg.to_radians());
-    for (rel, marks, tilt, what) in [
-        (
-            "ct/invesalius_ct.nii.gz",
-            "invesalius_ct.json",
-            turn(Vector3::y(), 30.0),
-            "rolled 30°",
-        ),
-        (
-            "ct/invesalius_ct.nii.gz",
-            "invesalius_ct.json",
-            turn(Vector3::y(), 40.0),
-            "rolled 40°",
-        ),
-        (
-            "ct/invesalius_ct.nii.gz",
-            "invesalius_ct.json",
-            turn(Vector3::x(), 40.0),
-            "pitched 40°",
-        ),
-        (
-            "mri/ch2.nii.gz",
-            "ch2.json",
-            turn(Vector3::z(), 60.0),
-            "turned 60°",
-        ),
+    let ct = ("ct/invesalius_ct.nii.gz", "invesalius_ct.json");
+    let ch2 = ("mri/ch2.nii.gz", "ch2.json");
+    for ((rel, marks), axis, deg, what) in [
+        (ct, Vector3::y(), 30.0, "rolled 30°"),
+        (ct, Vector3::y(), 40.0, "rolled 40°"),
+        (ct, Vector3::x(), 40.0, "pitched 40°"),
+        (ch2, Vector3::z(), 60.0, "turned 60°"),
     ] {
+        let tilt = Matrix4::new_rotation(axis * f64::to_radians(deg));
         let doc = landmarks_doc(marks);
         let right = load(&[defacer_testkit::real(rel)]).unwrap().remove(0);
         let mut tilted = right.clone();
