@@ -420,13 +420,8 @@ fn upright<'a>(
     if tilt <= UPRIGHT_ABOVE_DEG {
         return (fitted, back);
     }
-    let [nx, ny, nz, _] = vol.dims();
     let map = &fitted.located.map;
-    let centre =
-        nalgebra::Vector3::from(map.to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0)));
-    let about = |m: Matrix4<f64>| {
-        Matrix4::new_translation(&centre) * m * Matrix4::new_translation(&-centre)
-    };
+    let about = |m: Matrix4<f64>| about_centre(vol, map, m);
     let rotation = fitted.fit.rotation();
     // a rotation's inverse is its transpose
     let up = VoxelMap::new(
@@ -445,6 +440,15 @@ fn upright<'a>(
         }
         None => (fitted, back),
     }
+}
+
+/// `rotation` (an affine matrix) made to turn the world about the centre of `vol`'s field of
+/// view as `map` places it.
+fn about_centre(vol: &Volume, map: &VoxelMap, rotation: Matrix4<f64>) -> Matrix4<f64> {
+    let [nx, ny, nz, _] = vol.dims();
+    let centre =
+        nalgebra::Vector3::from(map.to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0)));
+    Matrix4::new_translation(&centre) * rotation * Matrix4::new_translation(&-centre)
 }
 
 /// Heads fitted more than this far (degrees) from upright are planned upright ([`upright`]):
@@ -534,15 +538,10 @@ fn turned_head<'a>(
         // an uneven stack's slice positions are along the header's axis
         return None;
     }
-    let [nx, ny, nz, _] = vol.dims();
-    let centre = vol
-        .voxel_map()?
-        .to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0));
-    let about = |turn: Matrix4<f64>| {
-        Matrix4::new_translation(&nalgebra::Vector3::from(centre))
-            * turn
-            * Matrix4::new_translation(&-nalgebra::Vector3::from(centre))
-    };
+    let as_stored = vol.voxel_map()?;
+    let about = |turn: Matrix4<f64>| about_centre(vol, &as_stored, turn);
+    // located again for the full fit rather than kept: 24 located heads at once would hold
+    // several hundred MB
     let placed = |turn: Matrix4<f64>| {
         VoxelMap::new(&defacer_volume::Affine(about(turn) * vol.affine.0), None)
             .and_then(|map| locate_head(vol, map, opts).ok())
