@@ -487,6 +487,9 @@ enum Sample {
 
 struct Problem<'a> {
     surface: &'a ViewedDistance,
+    /// The subject's world → the surface's grid coordinates: `surface.grid_from_world()`, or
+    /// for a head looked at turned ([`rough_costs`]) that after the way back from the turn.
+    to_grid: Matrix4<f64>,
     points: Vec<[f64; 3]>,
     centre: [f64; 3],
     cap_mm: f64,
@@ -536,7 +539,7 @@ impl Problem<'_> {
     /// at `cap/√2`: less than a miss, so cropped scans still fit, but enough that pushing the
     /// template out of view does not pay.
     fn cost(&self, p: &[f64; 9]) -> f64 {
-        let m = self.surface.grid_from_world() * matrix(p, self.centre);
+        let m = self.to_grid * matrix(p, self.centre);
         let cap2 = self.cap_mm * self.cap_mm;
         let mut sum = 0.0;
         for x in &self.points {
@@ -593,7 +596,7 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
     let cap2 = cap * cap;
     let h = 0.5 * g.spacing;
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
-    let to_grid = problem.surface.grid_from_world();
+    let to_grid = problem.to_grid;
     // the distance at a point, in grid coordinates, when in view
     let distance = |at: [f64; 3]| -> Option<f64> {
         match problem.surface.sample(at) {
@@ -822,6 +825,8 @@ struct Start<'t> {
     head_points: Vec<[f64; 3]>,
     centre: [f64; 3],
     viewed: ViewedDistance,
+    /// The template's anchor (see [`anchor`]).
+    template_anchor: [f64; 3],
     t0: [f64; 3],
 }
 
@@ -869,8 +874,22 @@ impl<'t> Start<'t> {
             head_points,
             centre,
             viewed,
+            template_anchor,
             t0,
         })
+    }
+
+    /// The upright start's translation for the head turned by `turn` (a map of the subject's
+    /// world), from the world positions of (a sample of) the head's cells: the template's
+    /// anchor onto the turned head's.
+    fn turned_t0(&self, cells: &[[f64; 3]], turn: &Matrix4<f64>) -> Option<[f64; 3]> {
+        let subject_anchor = anchor(|| {
+            cells.iter().map(|&[x, y, z]| {
+                let w = turn * Vector4::new(x, y, z, 1.0);
+                [w[0], w[1], w[2]]
+            })
+        })?;
+        Some([0, 1, 2].map(|a| subject_anchor[a] - self.template_anchor[a]))
     }
 
     /// The coarse search's problem: a sparse subsample of the head without the neck (prime
@@ -878,6 +897,7 @@ impl<'t> Start<'t> {
     fn coarse(&self, scale_limit: f64) -> Problem<'_> {
         Problem {
             surface: &self.viewed,
+            to_grid: self.viewed.grid_from_world(),
             points: self.head_points.iter().step_by(37).copied().collect(),
             centre: self.centre,
             cap_mm: 15.0,
@@ -886,21 +906,51 @@ impl<'t> Start<'t> {
     }
 }
 
-/// How well the template lies on the head from the upright start alone (the coarse search's
-/// cost after one short simplex, mm²): a cheap ranking of the orientations a head may be
-/// turned to, not a fit. `None` where there is nothing to fit.
-pub fn rough_cost(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<f64> {
-    let start = Start::new(template, head, surface)?;
-    let coarse = start.coarse(SCALE_LIMIT);
-    let t0 = start.t0;
+/// How well the template lies on the head turned by each of `turns` (rigid maps of the
+/// subject's world, e.g. quarter turns about the centre of the field of view), from the
+/// upright start alone: the coarse search's cost after one short simplex (mm²). A cheap
+/// ranking of the orientations a head may be turned to, not a fit. The head is looked at
+/// through each turn rather than resampled and found again in every orientation: one skin
+/// surface serves them all. `None` where there is nothing to fit.
+pub fn rough_costs(
+    template: &Template,
+    head: &HeadMask,
+    surface: &SubjectSurface,
+    turns: &[Matrix4<f64>],
+) -> Vec<Option<f64>> {
+    let Some(start) = Start::new(template, head, surface) else {
+        return vec![None; turns.len()];
+    };
+    // every 5th of the head's cells: an anchor 60 mm deep has thousands of them, and the
+    // search starts from it with steps of 8 mm
+    let g = surface.grid;
+    let cells: Vec<[f64; 3]> = (0..head.mask.data.len())
+        .step_by(5)
+        .filter(|&c| head.mask.data[c])
+        .map(|c| {
+            let [i, j, k] = head.mask.coords(c);
+            g.world(i, j, k)
+        })
+        .collect();
     let step = [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 0.05, 0.05, 0.05];
-    let (_, cost) = nelder_mead(
-        &|p| coarse.cost(p),
-        [t0[0], t0[1], t0[2], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-        step,
-        300,
-    );
-    Some(cost)
+    turns
+        .par_iter()
+        .map(|turn| {
+            let back = turn.try_inverse()?;
+            let t0 = start.turned_t0(&cells, turn)?;
+            let coarse = Problem {
+                to_grid: start.viewed.grid_from_world() * back,
+                ..start.coarse(SCALE_LIMIT)
+            };
+            let (_, cost) = nelder_mead(
+                &|p| coarse.cost(p),
+                [t0[0], t0[1], t0[2], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                step,
+                300,
+            );
+            Some(cost)
+        })
+        .collect()
 }
 
 fn fit_within(
@@ -916,6 +966,7 @@ fn fit_within(
         centre,
         ref viewed,
         t0,
+        ..
     } = start;
 
     // The search (coarse and fine) leaves the neck out: it picks the basin by the head alone.
@@ -950,6 +1001,7 @@ fn fit_within(
     // 0.964–0.977 with the original; with it, 0.971–0.975).
     let fine = Problem {
         surface: viewed,
+        to_grid: viewed.grid_from_world(),
         points: head_points.iter().step_by(7).copied().collect(),
         centre,
         cap_mm: 8.0,
@@ -958,6 +1010,7 @@ fn fit_within(
     let small = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.02, 0.02, 0.02];
     let precise = Problem {
         surface: viewed,
+        to_grid: viewed.grid_from_world(),
         points: all.iter().step_by(2).copied().collect(),
         centre,
         cap_mm: 6.0,
