@@ -234,3 +234,36 @@ fn a_head_whose_header_turns_it_round_is_checked_and_defaced_as_it_lies() {
     assert_eq!(v["face_found"], false, "{}", reliefs(&v));
     assert_eq!(v["residuals"]["large_residual"], false, "{}", reliefs(&v));
 }
+
+/// A part of a head whose header turns it upside down (the partial T2 slab, its world's z
+/// flipped, as a converter that reverses the slice order writes it) fits the template as it
+/// lies closely enough to pass (3.0 mm): `check` used to look at it so and report no face and
+/// no facial relief, a clean bill for an intact face. It must look at the head as it fits
+/// with its axes turned, say the header is probably wrong, and not pass it.
+#[test]
+fn a_partial_head_upside_down_in_its_header_is_not_passed_by_check() {
+    let vol = load(&[real("mri/t2w_partial_face.nii.gz")])
+        .expect("loads")
+        .remove(0);
+    let mut upside_down = Affine::identity();
+    upside_down.0[(2, 2)] = -1.0;
+    let flipped = Volume::synthetic(
+        vol.voxels.clone(),
+        Affine(upside_down.0 * vol.affine.0),
+        vol.scaling,
+        vol.modality,
+    );
+    let dir = scratch("check-upside-down-slab");
+    let file = dir.join("upside_down.nii.gz");
+    save(&flipped, &file, &SaveOptions::default()).expect("saves");
+    let (code, v) = check_json(&file);
+    eprintln!("upside down: {} {}", reliefs(&v), v["landmarks_note"]);
+    assert_eq!(code, Some(1), "{}", reliefs(&v));
+    assert!(
+        v["landmarks_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("header's orientation is probably wrong")),
+        "{}",
+        v["landmarks_note"]
+    );
+}
