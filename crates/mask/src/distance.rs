@@ -236,7 +236,7 @@ pub fn distance_sq_within(features: &Field<bool>, spacing: f64, radius_mm: f64) 
 }
 
 /// Cells within `radius_mm` of `mask`: [`distance_sq_within`] thresholded, or the same cells
-/// from a [`Disc`] where the radius is small and the distances are exact.
+/// from a disc of cells (`Disc`) where the radius is small and the distances are exact.
 pub fn dilate(mask: &Field<bool>, radius_mm: f64, spacing: f64) -> Field<bool> {
     if let Some(disc) = Disc::new(mask.dims, radius_mm, spacing) {
         return disc.dilate(mask);

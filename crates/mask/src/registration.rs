@@ -151,7 +151,7 @@ fn outward_normal(head: &Field<bool>, c: usize) -> Option<[f64; 3]> {
 
 /// Large flat parts of the head boundary (at most three). Every skin cell votes for the plane
 /// through it along its normal (normals quantised to ~7°, offsets to 2 mm); the strongest
-/// vote is refined on the cells that agree with it to within [`MAX_CUT_TILT_DEG`] and a cell's
+/// vote is refined on the cells that agree with it to within `MAX_CUT_TILT_DEG` (6°) and a cell's
 /// width.
 pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) -> Vec<PlanarCut> {
     use std::collections::BTreeMap;
@@ -263,8 +263,8 @@ pub struct HeadFit {
     pub inlier_fraction: f64,
     /// Share of the template head's surface points inside the subject's field of view.
     pub in_fov_fraction: f64,
-    /// How far (log scale) the template was let shrink without penalty: [`SCALE_LIMIT`], or
-    /// [`SMALL_HEAD_SCALE_LIMIT`] for a head smaller than an adult's.
+    /// How far (log scale) the template was let shrink without penalty: `SCALE_LIMIT` (0.2), or
+    /// `SMALL_HEAD_SCALE_LIMIT` (0.35) for a head smaller than an adult's.
     pub scale_limit: f64,
 }
 
@@ -806,9 +806,9 @@ fn anchor<I: Iterator<Item = [f64; 3]>>(points: impl Fn() -> I) -> Option<[f64; 
 ///
 /// A fit held at the smallest adult scale on two or more axes is a head smaller than the
 /// template allows (a child's), or a bare brain: it is fitted again with the wider
-/// [`SMALL_HEAD_SCALE_LIMIT`] and says so ([`HeadFit::small_head`]); telling a child's head from a
-/// bare brain is the caller's (a head has a skull). Adult heads never take this path, so their
-/// fits are unchanged by it.
+/// `SMALL_HEAD_SCALE_LIMIT` (0.35) and says so ([`HeadFit::small_head`]); telling a child's
+/// head from a bare brain is the caller's (a head has a skull). Adult heads never take this
+/// path, so their fits are unchanged by it.
 pub fn fit(template: &Template, head: &HeadMask, surface: &SubjectSurface) -> Option<HeadFit> {
     let adult = fit_within(template, head, surface, SCALE_LIMIT)?;
     if adult.axes_at_smallest_scale() < 2 {

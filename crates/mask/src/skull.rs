@@ -84,7 +84,7 @@ pub struct SkullSurface {
     /// The space enclosed by the skull (brain, CSF, vessels), when bone is seen.
     pub intracranial: Option<Field<bool>>,
     /// CT: soft tissue outside the cranium, reached from the outside air without crossing bone
-    /// (see [`CT_EXTERIOR_MM`]).
+    /// (see `CT_EXTERIOR_MM`: 30 mm).
     pub exterior: Option<Field<bool>>,
     /// MRI: the local tissue level of each working cell, and the cells next to bone; a native
     /// voxel there darker than [`MRI_DARK`] of the level is bone.

@@ -4,7 +4,7 @@
 //! reconstruction of the scan, plus the QC pictures that go with a defaced volume.
 //!
 //! - [`SkinScene`]: a volume resampled onto a world-aligned (RAS) isotropic grid, smoothed, with
-//!   its skin level ([`skin_level`]: Otsu for MRI, −250 HU for CT) and a [`Framing`] sphere
+//!   its skin level ([`fn@skin_level`]: Otsu for MRI, −250 HU for CT) and a [`Framing`] sphere
 //!   around the head. [`SkinScene::render`] ray-casts the first crossing of the skin level
 //!   orthographically from a [`View`] (trilinear, gradient normals, Lambert/Phong shading with
 //!   the light 30° above the viewer as in a photograph: face detectors fire more reliably on

@@ -325,7 +325,7 @@ impl NiftiHeader {
     }
 
     /// A new little-endian NIfTI-1 header for a volume made in memory: sform holds the affine.
-    /// With [`NewHeader::geometry`] the codes, quaternion and pixdim are those given; without,
+    /// With `NewHeader::geometry` the codes, quaternion and pixdim are those given; without,
     /// the sform is code 2 (aligned), qform is left unset (code 0), pixdim holds the voxel
     /// sizes.
     pub fn new_nifti1(new: &NewHeader, single_file: bool) -> NiftiHeader {
