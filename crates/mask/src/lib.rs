@@ -11,8 +11,8 @@
 //! - [`template::Template`]: the embedded head template (head, face, brain, ears labels);
 //! - [`registration::HeadFit`]: template → subject transform fitted on the skin surface (a
 //!   head tilted beyond 25° is placed upright and fitted again; one the template does not fit
-//!   as the header places it is tried with its voxel axes turned by quarter turns, see
-//!   [`WorkingPlan::new`]);
+//!   as the header places it, or fits only loosely, is tried with its voxel axes turned by
+//!   quarter turns, see [`WorkingPlan::new`]);
 //! - [`skull::SkullSurface`], [`brain::ProtectedBrain`], [`face::FaceRegion`];
 //! - [`DefaceMask`]: the native-grid masks, the fill value and a [`MaskReport`].
 //!
