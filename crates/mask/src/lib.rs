@@ -308,9 +308,8 @@ impl<'a> WorkingPlan<'a> {
     ///
     /// A head the template does not fit where the header places it, or fits only loosely, is
     /// tried with its voxel axes turned by quarter turns; if one of them fits closely, the plan
-    /// is made so, its
-    /// masks (on the voxel grid) are right for the file as it is, and the report says the
-    /// header is probably wrong ([`MaskReport::turned_header`]).
+    /// is made so, its masks (on the voxel grid) are right for the file as it is, and the
+    /// report says the header is probably wrong ([`MaskReport::turned_header`]).
     pub fn new(vol: &'a Volume, opts: &DefaceOptions) -> Result<Self, Error> {
         working(vol, opts)
     }
