@@ -7,6 +7,7 @@ use support::{defacer, out, s};
 
 use defacer_testkit::{real, scratch, workspace_root};
 use defacer_volume::{load, save, Affine, SaveOptions, Volume};
+use std::path::{Path, PathBuf};
 
 /// Heads whose whole face (eyes, nose, mouth) is in the field of view.
 const FULL_FACES: [&str; 4] = [
@@ -194,31 +195,17 @@ fn removing_only_the_nose_still_shows_a_face() {
 /// the header is probably wrong, and `check` then finds no face.
 #[test]
 fn a_head_whose_header_turns_it_round_is_checked_and_defaced_as_it_lies() {
-    let vol = load(&[real("mri/ch2.nii.gz")]).expect("loads").remove(0);
     let mut half_turn = Affine::identity();
     half_turn.0[(0, 0)] = -1.0;
     half_turn.0[(1, 1)] = -1.0;
-    let turned = Volume::synthetic(
-        vol.voxels.clone(),
-        Affine(half_turn.0 * vol.affine.0),
-        vol.scaling,
-        vol.modality,
-    );
     let dir = scratch("check-turned-header");
-    let original = dir.join("turned.nii.gz");
-    save(&turned, &original, &SaveOptions::default()).expect("saves");
+    let original = with_wrong_header("mri/ch2.nii.gz", &half_turn, &dir.join("turned.nii.gz"));
 
     let (code, v) = check_json(&original);
     eprintln!("turned: {} {}", reliefs(&v), v["landmarks_note"]);
     assert_eq!(code, Some(1), "{}", reliefs(&v));
     assert_eq!(v["face_found"], true, "{}", reliefs(&v));
-    assert!(
-        v["landmarks_note"]
-            .as_str()
-            .is_some_and(|n| n.contains("header's orientation is probably wrong")),
-        "{}",
-        v["landmarks_note"]
-    );
+    assert_header_doubted(&v);
 
     let defaced = dir.join("defaced.nii.gz");
     let o = defacer(&["deface", s(&original), "-o", s(&defaced)]);
@@ -242,23 +229,36 @@ fn a_head_whose_header_turns_it_round_is_checked_and_defaced_as_it_lies() {
 /// with its axes turned, say the header is probably wrong, and not pass it.
 #[test]
 fn a_partial_head_upside_down_in_its_header_is_not_passed_by_check() {
-    let vol = load(&[real("mri/t2w_partial_face.nii.gz")])
-        .expect("loads")
-        .remove(0);
     let mut upside_down = Affine::identity();
     upside_down.0[(2, 2)] = -1.0;
-    let flipped = Volume::synthetic(
-        vol.voxels.clone(),
-        Affine(upside_down.0 * vol.affine.0),
-        vol.scaling,
-        vol.modality,
-    );
     let dir = scratch("check-upside-down-slab");
-    let file = dir.join("upside_down.nii.gz");
-    save(&flipped, &file, &SaveOptions::default()).expect("saves");
+    let file = with_wrong_header(
+        "mri/t2w_partial_face.nii.gz",
+        &upside_down,
+        &dir.join("upside_down.nii.gz"),
+    );
     let (code, v) = check_json(&file);
     eprintln!("upside down: {} {}", reliefs(&v), v["landmarks_note"]);
     assert_eq!(code, Some(1), "{}", reliefs(&v));
+    assert_header_doubted(&v);
+}
+
+/// The real volume `rel` with its world turned by `wrong` (the voxels unchanged), saved as
+/// `file`.
+fn with_wrong_header(rel: &str, wrong: &Affine, file: &Path) -> PathBuf {
+    let vol = load(&[real(rel)]).expect("loads").remove(0);
+    let misplaced = Volume::synthetic(
+        vol.voxels.clone(),
+        Affine(wrong.0 * vol.affine.0),
+        vol.scaling,
+        vol.modality,
+    );
+    save(&misplaced, file, &SaveOptions::default()).expect("saves");
+    file.to_path_buf()
+}
+
+/// The check report says the header's orientation is probably wrong.
+fn assert_header_doubted(v: &serde_json::Value) {
     assert!(
         v["landmarks_note"]
             .as_str()
