@@ -462,6 +462,19 @@ impl ViewedDistance {
         )
     }
 
+    /// The skin distance at grid coordinates `at` and its gradient per grid step, where the
+    /// point is in view and has a trilinear value (as [`ViewedDistance::sample`] reads it).
+    #[inline]
+    fn sample_with_gradient(&self, at: [f64; 3]) -> Option<(f64, [f64; 3])> {
+        let corners = Corners::around(self.grid.dims, at)?;
+        if self.unseen(corners.nearest()) {
+            return None;
+        }
+        let (d, gradient) = corners.interpolate_with_gradient(|k| self.level(k));
+        // the value rounded as `sample` rounds it, so residuals and costs agree
+        Some((d as f32 as f64, gradient))
+    }
+
     /// Whether the cell nearest to grid coordinates `at` is inside the grid and in view.
     #[inline]
     fn seen(&self, at: [f64; 3]) -> bool {
@@ -591,10 +604,8 @@ const LM_TOLERANCE: f64 = 1e-4;
 /// count are chosen once per round, so a point drifting out of view or off the cap does not
 /// make the cost jump under the solver. Sequential sums: deterministic.
 fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
-    let g = &problem.surface.grid;
     let cap = problem.cap_mm;
     let cap2 = cap * cap;
-    let h = 0.5 * g.spacing;
     let eps = [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5];
     let to_grid = problem.to_grid;
     // the distance at a point, in grid coordinates, when in view
@@ -632,35 +643,28 @@ fn refine(problem: &Problem, mut p: [f64; 9], rounds: usize) -> [f64; 9] {
         for _ in 0..15 {
             let world = matrix(&p, problem.centre);
             let m = to_grid * world;
+            // how each parameter moves a template point, in grid coordinates
             let dm: [Matrix4<f64>; 9] = std::array::from_fn(|k| {
                 let mut q = p;
                 q[k] += eps[k];
-                (matrix(&q, problem.centre) - world) / eps[k]
+                to_grid * (matrix(&q, problem.centre) - world) / eps[k]
             });
             let mut jtj = nalgebra::SMatrix::<f64, 9, 9>::zeros();
             let mut jtr = nalgebra::SVector::<f64, 9>::zeros();
             for x in &active {
                 let at = apply(&m, x);
-                let Some(d) = distance(at).filter(|&d| d <= cap) else {
+                // the distance and its gradient per grid step, from the trilinear blend itself
+                let Some((d, grad)) = problem
+                    .surface
+                    .sample_with_gradient(at)
+                    .filter(|&(d, _)| d <= cap)
+                else {
                     continue;
                 };
-                // the gradient (per mm of world) from half a cell either side
-                let mut grad = [0f64; 3];
-                for (a, gr) in grad.iter_mut().enumerate() {
-                    let mut up = at;
-                    up[a] += h / g.spacing;
-                    let mut down = at;
-                    down[a] -= h / g.spacing;
-                    let u = problem.surface.distance(up);
-                    let v = problem.surface.distance(down);
-                    if let (Some(u), Some(v)) = (u, v) {
-                        *gr = (u - v) as f64 / (2.0 * h);
-                    }
-                }
                 let xv = Vector4::new(x[0], x[1], x[2], 1.0);
                 let j: nalgebra::SVector<f64, 9> = nalgebra::SVector::from_fn(|k, _| {
-                    let dw = dm[k] * xv;
-                    grad[0] * dw[0] + grad[1] * dw[1] + grad[2] * dw[2]
+                    let dg = dm[k] * xv;
+                    grad[0] * dg[0] + grad[1] * dg[1] + grad[2] * dg[2]
                 });
                 jtj += j * j.transpose();
                 jtr += j * d;
@@ -802,6 +806,29 @@ fn anchor<I: Iterator<Item = [f64; 3]>>(points: impl Fn() -> I) -> Option<[f64; 
     Some([sum[0] / n, sum[1] / n, top])
 }
 
+/// [`anchor`] of a head on the working grid, reading only the slices it needs: a cell's height
+/// is its slice's, so the top is the highest slice holding head, and the part below the top is
+/// whole slices, walked in cell order as `anchor` walks every cell (the same sums).
+fn head_anchor(mask: &Field<bool>, g: &WorkingGrid) -> Option<[f64; 3]> {
+    let [nx, ny, nz] = mask.dims;
+    let plane = nx * ny;
+    let top_k = (0..nz)
+        .rev()
+        .find(|&k| mask.data[k * plane..(k + 1) * plane].contains(&true))?;
+    let top = g.world(0, 0, top_k)[2];
+    let first_k = (0..=top_k)
+        .find(|&k| g.world(0, 0, k)[2] > top - 60.0)
+        .unwrap_or(top_k);
+    anchor(|| {
+        (first_k * plane..(top_k + 1) * plane)
+            .filter(|&c| mask.data[c])
+            .map(|c| {
+                let [i, j, k] = mask.coords(c);
+                g.world(i, j, k)
+            })
+    })
+}
+
 /// Fits the template to the subject's head. `None` when there is no head surface.
 ///
 /// A fit held at the smallest adult scale on two or more axes is a head smaller than the
@@ -843,17 +870,7 @@ impl<'t> Start<'t> {
         let centre = [0, 1, 2].map(|a| all.iter().map(|p| p[a]).sum::<f64>() / n);
         let g = surface.grid;
         let viewed = ViewedDistance::new(surface);
-        let subject_anchor = anchor(|| {
-            head.mask
-                .data
-                .iter()
-                .enumerate()
-                .filter(|(_, &h)| h)
-                .map(|(c, _)| {
-                    let [i, j, k] = head.mask.coords(c);
-                    g.world(i, j, k)
-                })
-        })?;
+        let subject_anchor = head_anchor(&head.mask, &g)?;
         let template_anchor = template
             .head_anchor
             .get_or_init(|| {
