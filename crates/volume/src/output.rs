@@ -38,6 +38,26 @@ where
     Ok(())
 }
 
+/// [`write_file_atomically`] for a `write` that must own its file (a writer that hands the file
+/// to threads of its own, such as the parallel gzip of [`crate::save`]) and gives it back when
+/// done, to be synced before the rename.
+pub fn write_owned_file_atomically<F>(dest: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(fs::File) -> std::io::Result<fs::File>,
+{
+    let tmp = temp_sibling(dest);
+    let result = (|| {
+        let f = write(fs::File::create(&tmp)?)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dest)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(dest, e));
+    }
+    Ok(())
+}
+
 /// Fills a new directory via `fill` (given the temporary directory's path) and renames it onto
 /// `dest`, which must not exist yet (or be an empty directory).
 pub fn write_dir_atomically<F>(dest: &Path, fill: F) -> Result<()>

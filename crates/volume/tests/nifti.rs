@@ -406,3 +406,42 @@ fn assert_identifying_scrubbed(input: &Path, out_dir: &Path, all_fields: bool) {
         }
     }
 }
+
+/// A gzipped output is compressed in parallel, yet it is one gzip member (a single-member
+/// decoder reads all of it, and nothing follows), the same file whatever the number of
+/// threads, and holds exactly the bytes of the uncompressed output.
+#[test]
+fn gzip_output_is_one_member_whatever_the_threads() {
+    use std::io::Read as _;
+    let tmp = scratch("nifti-gzip-threads");
+    let vol = nifti::load(&real("mri/ch2.nii.gz")).unwrap_or_else(|e| panic!("{e}"));
+    let opts = SaveOptions::default();
+    let save_on = |threads: usize, name: &str| {
+        let out = tmp.join(name);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| nifti::save(&vol, &out, &opts))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::read(&out).unwrap()
+    };
+    let one = save_on(1, "one.nii.gz");
+    for threads in [2, 3] {
+        assert!(
+            save_on(threads, &format!("{threads}.nii.gz")) == one,
+            "{threads} threads wrote another file than one thread"
+        );
+    }
+    assert_anonymous_gzip(&tmp.join("one.nii.gz"));
+    let mut member = flate2::bufread::GzDecoder::new(&one[..]);
+    let mut inflated = Vec::new();
+    member.read_to_end(&mut inflated).unwrap();
+    assert!(member.into_inner().is_empty(), "data after the gzip member");
+    let plain = save_on(2, "plain.nii");
+    assert!(
+        inflated == plain,
+        "the gzip holds other bytes than the plain output"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
