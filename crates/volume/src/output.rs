@@ -22,20 +22,11 @@ pub fn write_file_atomically<F>(dest: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
 {
-    let tmp = temp_sibling(dest);
-    let result = (|| {
-        let f = fs::File::create(&tmp)?;
+    write_owned_file_atomically(dest, |f| {
         let mut w = std::io::BufWriter::new(f);
         write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        fs::rename(&tmp, dest)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(dest, e));
-    }
-    Ok(())
+        w.into_inner().map_err(|e| e.into_error())
+    })
 }
 
 /// [`write_file_atomically`] for a `write` that must own its file (a writer that hands the file
