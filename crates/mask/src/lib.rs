@@ -1135,6 +1135,50 @@ impl SliceRows {
         }
     }
 
+    /// [`binomial`] around voxels `first..first + out.len()` of row `j` of the held slice, its
+    /// rows converted ([`Self::convert_around`]). The same numbers as voxel by voxel, to the
+    /// bit: every voxel's sum takes its 27 terms in the same order, but the interior of the run
+    /// is summed a term at a time across the voxels, in loops the compiler vectorises.
+    fn binomial_run(&self, j: usize, first: usize, out: &mut [f32]) {
+        let [nx, ny, nz] = self.dims;
+        let k = self.k;
+        let taps = |at: usize, n: usize| {
+            [
+                (at.saturating_sub(1), 1.0f32),
+                (at, 2.0),
+                ((at + 1).min(n - 1), 1.0),
+            ]
+        };
+        // voxels with both neighbours along the row (the two ends clamp theirs)
+        let lo = first.max(1);
+        let hi = (first + out.len()).min(nx.saturating_sub(1));
+        if lo < hi {
+            let inner = &mut out[lo - first..hi - first];
+            inner.fill(0.0);
+            for (kk, wk) in taps(k, nz) {
+                for (jj, wj) in taps(j, ny) {
+                    let w = wk * wj;
+                    let at = (kk + 1 - k) * nx * ny + jj * nx;
+                    let row = &self.values[at..at + nx];
+                    for (shift, wi) in [(0, 1.0f32), (1, 2.0), (2, 1.0)] {
+                        let f = w * wi;
+                        let from = &row[lo + shift - 1..hi + shift - 1];
+                        for (o, &v) in inner.iter_mut().zip(from) {
+                            *o += f * v;
+                        }
+                    }
+                }
+            }
+            inner.iter_mut().for_each(|o| *o /= 64.0);
+        }
+        for (t, o) in out.iter_mut().enumerate() {
+            let i = first + t;
+            if i < lo || i >= hi {
+                *o = binomial(|i, j, k| self.get(i, j, k), [nx, ny, nz], [i, j, k]);
+            }
+        }
+    }
+
     /// The value of voxel (`i`, `j`, `k`), `k` within one slice of the held one, its row
     /// converted.
     #[inline(always)]
@@ -1430,12 +1474,47 @@ fn to_native(
         cell[c] |= NEAR_BRAIN;
     }
     let template = Template::embedded();
+    // FACE or EARS (or neither) by the template's label at native voxel (i, j, k) itself
+    let own_label = |i: usize, j: usize, k: usize| {
+        let w = map.to_world([i as f64, j as f64, k as f64]);
+        let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
+        let l = template.labels_at([t[0], t[1], t[2]]);
+        if l & label::FACE != 0 {
+            FACE
+        } else if ears && l & label::EARS != 0 {
+            EARS
+        } else {
+            0
+        }
+    };
+    // The protected cells keep the margin from the brain cells' centres; here it is kept from
+    // every point of them. The code of voxel (i, j, k), and its distance to the brain where it
+    // stays removed.
+    let keep_margin = |code: u16, full: u16, near: Option<usize>, [i, j, k]: [usize; 3]| {
+        let Some(s) = near
+            .filter(|_| full & NEAR_BRAIN != 0 && code & (FACE | EARS) != 0)
+            .and_then(|c| surface.get(&c))
+        else {
+            return (code, None);
+        };
+        let w = map.to_world([i as f64, j as f64, k as f64]);
+        let d = brain.distance_among(w, s);
+        if d <= brain.margin_mm {
+            ((code & !(FACE | EARS)) | PROTECTED, None)
+        } else {
+            (code, Some(d))
+        }
+    };
+    let smooths = skull.judges_smoothed();
     let nearest_to_brain = slabs
         .into_par_iter()
         .enumerate()
         .map_init(
-            || phys.map(|_| SliceRows::new([nx, ny, nz])),
-            |around, (k, out)| {
+            || {
+                let rows = phys.map(|_| SliceRows::new([nx, ny, nz]));
+                (rows, Vec::new(), Vec::new())
+            },
+            |(around, pending, smoothed), (k, out)| {
                 if let Some(a) = around.as_mut() {
                     a.start(k);
                 }
@@ -1443,6 +1522,8 @@ fn to_native(
                 let mut nearest = f64::INFINITY;
                 for j in 0..ny {
                     let row = &mut codes[nx * j..nx * (j + 1)];
+                    // the voxels whose bone is judged once the row's values are converted
+                    pending.clear();
                     rows.for_row_nearest(&grid, nx, j, k, |i, near| {
                         let full = near.map_or(0, |c| cell[c]);
                         let mut code = full;
@@ -1450,63 +1531,54 @@ fn to_native(
                             row[i] = code;
                             return;
                         }
-                        // FACE or EARS (or neither) by the template's label at this voxel itself
-                        let own_label = || {
-                            let w = map.to_world([i as f64, j as f64, k as f64]);
-                            let t = to_template * Vector4::new(w[0], w[1], w[2], 1.0);
-                            let l = template.labels_at([t[0], t[1], t[2]]);
-                            if l & label::FACE != 0 {
-                                FACE
-                            } else if ears && l & label::EARS != 0 {
-                                EARS
-                            } else {
-                                0
-                            }
-                        };
                         if full & LABEL_EDGE != 0 {
                             // (edge cells away from the margin are in the report's distance through
                             // `min_distance_to_brain`; those near it are measured below)
-                            code = (code & !(FACE | EARS)) | own_label();
+                            code = (code & !(FACE | EARS)) | own_label(i, j, k);
                         }
                         if full & PROTECTED_EDGE != 0 {
                             // taken here only if the brain check below finds it beyond the margin
-                            let own = own_label();
+                            let own = own_label(i, j, k);
                             if own != 0 {
                                 code = (code & !PROTECTED) | own;
                             }
                         }
-                        if let (Some(v), Some(a)) =
-                            (phys.filter(|_| full & MAY_BE_BONE != 0), around.as_mut())
-                        {
-                            a.convert_around(v, j);
-                            let a = &*a;
-                            let smoothed =
-                                || binomial(|i, j, k| a.get(i, j, k), [nx, ny, nz], [i, j, k]);
-                            if code & (HEAD | GLOBE) == HEAD
-                                && skull.is_native_bone(near, a.get(i, j, k), smoothed)
-                            {
-                                code |= BONE;
-                                if keep_bone {
-                                    code &= !(FACE | EARS);
-                                }
-                            }
-                        }
-                        // the protected cells keep the margin from the brain cells' centres; here it
-                        // is kept from every point of them
-                        if let Some(s) = near
-                            .filter(|_| full & NEAR_BRAIN != 0 && code & (FACE | EARS) != 0)
-                            .and_then(|c| surface.get(&c))
-                        {
-                            let w = map.to_world([i as f64, j as f64, k as f64]);
-                            let d = brain.distance_among(w, s);
-                            if d <= brain.margin_mm {
-                                code = (code & !(FACE | EARS)) | PROTECTED;
-                            } else {
-                                nearest = nearest.min(d);
-                            }
-                        }
                         row[i] = code;
+                        if phys.is_some() && full & MAY_BE_BONE != 0 {
+                            pending.push((i, near));
+                            return;
+                        }
+                        let (code, d) = keep_margin(code, full, near, [i, j, k]);
+                        row[i] = code;
+                        nearest = d.map_or(nearest, |d| nearest.min(d));
                     });
+                    let (Some(v), Some(a), Some(&(first, _)), Some(&(last, _))) =
+                        (phys, around.as_mut(), pending.first(), pending.last())
+                    else {
+                        continue;
+                    };
+                    a.convert_around(v, j);
+                    let a = &*a;
+                    smoothed.clear();
+                    if smooths {
+                        smoothed.resize(last + 1 - first, 0.0);
+                        a.binomial_run(j, first, smoothed);
+                    }
+                    for &(i, near) in pending.iter() {
+                        let full = near.map_or(0, |c| cell[c]);
+                        let mut code = row[i];
+                        if code & (HEAD | GLOBE) == HEAD
+                            && skull.is_native_bone(near, a.get(i, j, k), || smoothed[i - first])
+                        {
+                            code |= BONE;
+                            if keep_bone {
+                                code &= !(FACE | EARS);
+                            }
+                        }
+                        let (code, d) = keep_margin(code, full, near, [i, j, k]);
+                        row[i] = code;
+                        nearest = d.map_or(nearest, |d| nearest.min(d));
+                    }
                 }
                 for (o, &bit) in out.into_iter().zip(&bits) {
                     if let Some(o) = o {
@@ -1544,6 +1616,47 @@ fn to_native(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`SliceRows::binomial_run`] gives [`binomial`] voxel by voxel, to the bit, on values whose
+    /// sums round (so that the order of the additions shows): runs of every start and length,
+    /// ends of rows, first and last slices and rows, and a grid one voxel wide.
+    #[test]
+    fn binomial_runs_are_each_voxels_average() {
+        for dims in [[9usize, 4, 3], [1, 3, 2], [2, 2, 1], [17, 5, 4]] {
+            let [nx, ny, nz] = dims;
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let values: Vec<f32> = (0..nx * ny * nz)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (seed >> 40) as f32 / 977.3 - 3000.0
+                })
+                .collect();
+            let native = NativeValues::Converted(values.clone());
+            let at = |i: usize, j: usize, k: usize| values[i + nx * (j + ny * k)];
+            let mut rows = SliceRows::new(dims);
+            for k in 0..nz {
+                rows.start(k);
+                for j in 0..ny {
+                    rows.convert_around(&native, j);
+                    for first in 0..nx {
+                        for len in 1..=nx - first {
+                            let mut out = vec![f32::NAN; len];
+                            rows.binomial_run(j, first, &mut out);
+                            for (t, &o) in out.iter().enumerate() {
+                                let one = binomial(at, dims, [first + t, j, k]);
+                                assert_eq!(
+                                    o.to_bits(),
+                                    one.to_bits(),
+                                    "{dims:?} voxel {:?}, run from {first} of {len}",
+                                    [first + t, j, k]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// [`fill_monotone`] gives every value of a monotone step function, rising or falling,
     /// changing densely or rarely, with values below zero.

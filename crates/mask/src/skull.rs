@@ -219,6 +219,12 @@ impl SkullSurface {
         }
     }
 
+    /// Whether [`Self::is_native_bone`] reads its `smoothed` value (MRI) or only the voxel's own
+    /// (CT).
+    pub fn judges_smoothed(&self) -> bool {
+        self.modality != Modality::Ct
+    }
+
     /// Whether a native voxel whose nearest working cell is `c` can be bone at all: false
     /// where [`Self::is_native_bone`] is false whatever the voxel's value. Lets the native pass
     /// skip the voxels of cells far from the MRI's dark band.
