@@ -1,7 +1,8 @@
 //! Kernels: on a volume the size of a 1 mm head's face region, the separable Gaussian the blur
 //! and reface methods run six times per frame; on a working grid the size of a whole head's
 //! (128 × 128 × 100 cells of 2 mm), the masks' morphology, by rows of a disc and by the
-//! distance transform it stands in for.
+//! distance transform it stands in for; and the head threshold's percentile of such a grid's
+//! values, by the parallel radix rank and by the standard library's selection on a copy.
 //! Run: `cargo bench -p defacer-benches --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -53,5 +54,31 @@ fn bench_morphology(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gaussian, bench_morphology);
+fn bench_order(c: &mut Criterion) {
+    use defacer_mask::order::Ranks;
+    // a head's values: a third air (zeros and faint noise), the rest tissue
+    let n = 128 * 128 * 100;
+    let values: Vec<f32> = (0..n)
+        .map(|c| match c % 3 {
+            0 if c % 7 == 0 => 0.0,
+            0 => ((c * 13) % 17) as f32,
+            _ => 200.0 + ((c * 7919) % 1000) as f32 * 0.7,
+        })
+        .collect();
+    let rank = (n - 1) * 995 / 1000;
+    let mut group = c.benchmark_group("order");
+    group.sample_size(10);
+    group.bench_function("99.5th percentile, radix ranks", |b| {
+        b.iter(|| Ranks::new(&values, |_, _| true).nth(rank))
+    });
+    group.bench_function("99.5th percentile, select_nth on a copy", |b| {
+        b.iter(|| {
+            let mut v = values.clone();
+            *v.select_nth_unstable_by(rank, |a, b| a.total_cmp(b)).1
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_gaussian, bench_morphology, bench_order);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 use crate::distance::{close, dilate, fill_holes, largest_component, open};
 use crate::filter::local_mean;
 use crate::grid::{Corners, Field, WorkingImage};
+use crate::order::Ranks;
 use defacer_volume::Modality;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -25,24 +26,15 @@ const CLOSING_MM: f64 = 4.0;
 
 impl HeadMask {
     pub fn find(img: &WorkingImage, modality: Modality) -> Option<HeadMask> {
-        let in_view = |values: &Field<f32>| -> Vec<f32> {
-            values
-                .data
-                .iter()
-                .zip(&img.in_fov.data)
-                .filter(|(_, &v)| v)
-                .map(|(&x, _)| x)
-                .collect()
-        };
-        let inside = in_view(&img.values);
-        if inside.len() < 1000 {
+        let seen = &img.in_fov.data;
+        if seen.par_iter().filter(|&&ok| ok).count() < 1000 {
             return None;
         }
         // (the threshold, and the noise floor where that did not set it)
         let (values, threshold, floor) = match modality {
             Modality::Ct => (Cow::Borrowed(&img.values), CT_SKIN_HU, None),
             _ => {
-                let t = mri_threshold(&inside)?;
+                let t = mri_threshold(&img.values.data, seen)?;
                 let (values, t) = if t.set_by_noise {
                     // Air noise reaches the level of dim skin cell by cell (Rician noise of 8 %
                     // of white matter, an offset background): taken as it is, the threshold
@@ -54,10 +46,10 @@ impl HeadMask {
                     // the removal came within 0.5–0.8 mm of the frontal pole), over 5×5×5 cells,
                     // eleven times smaller.
                     let mut smoothed = local_mean(&img.values, &img.in_fov, 1);
-                    let mut t = mri_threshold(&in_view(&smoothed))?;
+                    let mut t = mri_threshold(&smoothed.data, seen)?;
                     if t.set_by_noise {
                         smoothed = local_mean(&img.values, &img.in_fov, 2);
-                        t = mri_threshold(&in_view(&smoothed))?;
+                        t = mri_threshold(&smoothed.data, seen)?;
                     }
                     (Cow::Owned(smoothed), t)
                 } else {
@@ -93,30 +85,42 @@ impl HeadMask {
 /// A threshold between air and tissue for MRI: Otsu's split of intensities clipped at the
 /// 99.5th percentile, lowered towards the background (to 35 %): Otsu on a head separates dark from bright
 /// tissue as readily as air from tissue (T2: CSF and eyes against the rest), and skin is dim. The
-/// threshold is never below the noise floor (3× the background median absolute level).
-fn mri_threshold(values: &[f32]) -> Option<Threshold> {
-    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    // Order statistics by selection, not a full sort: the same values, a fraction of the time
-    // on a large field of view.
-    let lo = v
-        .iter()
-        .copied()
-        .min_by(|a, b| a.total_cmp(b))
-        .unwrap_or(0.0) as f64;
+/// threshold is never below the noise floor (3× the background median absolute level). Over
+/// the cells `seen` (the field of view) with finite values.
+fn mri_threshold(values: &[f32], seen: &[bool]) -> Option<Threshold> {
+    let finite = |c: usize, x: f32| seen[c] && x.is_finite();
+    let v = Ranks::new(values, finite);
+    let lo = v.nth(0)? as f64;
     let at = ((v.len() - 1) as f64 * 0.995) as usize;
-    let hi = *v.select_nth_unstable_by(at, |a, b| a.total_cmp(b)).1 as f64;
+    let hi = v.nth(at)? as f64;
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     const BINS: usize = 256;
-    let mut hist = [0f64; BINS];
-    for &x in &v {
-        let b = (((x as f64 - lo) / (hi - lo)) * (BINS - 1) as f64).clamp(0.0, (BINS - 1) as f64);
-        hist[b as usize] += 1.0;
-    }
+    // whole counts, the same added in any order; a part of the cells per task
+    const PART: usize = 1 << 16;
+    let counts = values
+        .par_chunks(PART)
+        .enumerate()
+        .map(|(p, part)| {
+            let mut n = [0u64; BINS];
+            for (c, &x) in (p * PART..).zip(part) {
+                if finite(c, x) {
+                    let b = (((x as f64 - lo) / (hi - lo)) * (BINS - 1) as f64)
+                        .clamp(0.0, (BINS - 1) as f64);
+                    n[b as usize] += 1;
+                }
+            }
+            n
+        })
+        .reduce(
+            || [0u64; BINS],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let hist = counts.map(|n| n as f64);
     let total: f64 = hist.iter().sum();
     let sum_all: f64 = hist.iter().enumerate().map(|(i, h)| i as f64 * h).sum();
     let (mut w0, mut sum0, mut best, mut best_t) = (0.0, 0.0, -1.0, 0usize);
@@ -137,13 +141,8 @@ fn mri_threshold(values: &[f32]) -> Option<Threshold> {
     }
     let otsu = lo + (best_t as f64 + 0.5) / (BINS - 1) as f64 * (hi - lo);
     // background level: median of the values below the Otsu split
-    let mut below: Vec<f32> = v.iter().copied().filter(|&x| (x as f64) < otsu).collect();
-    let bg = if below.is_empty() {
-        lo
-    } else {
-        let mid = below.len() / 2;
-        *below.select_nth_unstable_by(mid, |a, b| a.total_cmp(b)).1 as f64
-    };
+    let below = Ranks::new(values, |c, x| finite(c, x) && (x as f64) < otsu);
+    let bg = below.nth(below.len() / 2).map_or(lo, |x| x as f64);
     let noise = (bg - lo).abs() * 3.0 + lo;
     let tissue = lo + (otsu - lo) * 0.35;
     Some(Threshold {

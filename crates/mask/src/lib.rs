@@ -32,6 +32,7 @@ pub mod face;
 pub mod filter;
 pub mod grid;
 pub mod head;
+pub mod order;
 pub mod phantom;
 pub mod registration;
 pub mod skull;
@@ -227,25 +228,20 @@ fn ms(t: Instant) -> f64 {
 /// Guesses CT from intensities when the file does not say: a twentieth of the view below
 /// −500 and a tenth of it at air's −1000 HU.
 fn guess_modality(img: &WorkingImage) -> Modality {
-    let mut v: Vec<f32> = img
-        .values
-        .data
-        .iter()
-        .zip(&img.in_fov.data)
-        .filter(|(_, &ok)| ok)
-        .map(|(&x, _)| x)
-        .collect();
-    if v.is_empty() {
+    let seen = &img.in_fov.data;
+    let view = order::Ranks::new(&img.values.data, |c, _| seen[c]);
+    let n = view.len();
+    let Some(p5) = view.nth(n / 20) else {
         return Modality::Mr;
-    }
-    let n = v.len();
+    };
     // CT's air is a mass of values at −1000 HU (27–62 % of the view on the test CTs, whose
     // padding lies elsewhere, at −1500 or below). An MRI in arbitrary units whose air noise is
     // zero-mean also reaches −500 and beyond, but spread out: a 200-wide window holds at most
     // 5 % of it, wherever it lies.
-    let near_air = v.iter().filter(|&&x| (x + 1000.0).abs() < 100.0).count();
-    let (_, p5, _) = v.select_nth_unstable_by(n / 20, |a, b| a.total_cmp(b));
-    if (*p5 as f64) < -500.0 && near_air as f64 >= CT_AIR_SHARE * n as f64 {
+    let near_air = (img.values.data.par_iter().zip(seen))
+        .filter(|&(&x, &ok)| ok && (x + 1000.0).abs() < 100.0)
+        .count();
+    if (p5 as f64) < -500.0 && near_air as f64 >= CT_AIR_SHARE * n as f64 {
         Modality::Ct
     } else {
         Modality::Mr
@@ -1026,16 +1022,8 @@ fn min_distance_to_brain(region: &FaceRegion, brain: &ProtectedBrain, ears: bool
 /// Air level of an MRI: the median of the field of view well outside the head.
 fn background_level(img: &WorkingImage, head: &Field<bool>) -> f64 {
     let near = distance::dilate(head, 6.0, img.grid.spacing);
-    let mut v: Vec<f32> = (0..head.data.len())
-        .filter(|&c| img.in_fov.data[c] && !near.data[c])
-        .map(|c| img.values.data[c])
-        .collect();
-    if v.is_empty() {
-        return 0.0;
-    }
-    let n = v.len();
-    let (_, m, _) = v.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
-    *m as f64
+    let air = order::Ranks::new(&img.values.data, |c, _| img.in_fov.data[c] && !near.data[c]);
+    air.nth(air.len() / 2).map_or(0.0, |m| m as f64)
 }
 
 /// Volume in ml of the voxels set in `mask` (slices of an uneven stack stand for different
