@@ -674,11 +674,51 @@ pub fn neighbours6(dims: [usize; 3], c: usize) -> impl Iterator<Item = usize> {
 }
 
 /// Cells of `mask` with at least one 6-neighbour outside it for which `counts(neighbour)` holds.
+///
+/// The cells outside that count are marked once; each row then takes its neighbours' marks as
+/// whole rows (the rows beside it in y and z, itself shifted by one in x), in loops the
+/// compiler vectorises, instead of six index computations per cell.
 pub fn boundary(mask: &Field<bool>, counts: impl Fn(usize) -> bool + Sync) -> Field<bool> {
-    let data = (0..mask.data.len())
+    let [nx, ny, nz] = mask.dims;
+    let plane = nx * ny;
+    let outside: Vec<bool> = (0..mask.data.len())
         .into_par_iter()
-        .map(|c| mask.data[c] && neighbours6(mask.dims, c).any(|nb| !mask.data[nb] && counts(nb)))
+        .map(|c| !mask.data[c] && counts(c))
         .collect();
+    let mut data = vec![false; mask.data.len()];
+    data.par_chunks_mut(plane.max(1))
+        .enumerate()
+        .for_each(|(k, slab)| {
+            let mut near = vec![false; nx];
+            for j in 0..ny {
+                let at = nx * (j + ny * k);
+                let row = |at: usize| &outside[at..at + nx];
+                near.fill(false);
+                // the rows beside this one in y and z, where the grid has them
+                let beside = [
+                    (j > 0).then(|| at - nx),
+                    (j + 1 < ny).then(|| at + nx),
+                    (k > 0).then(|| at - plane),
+                    (k + 1 < nz).then(|| at + plane),
+                ];
+                for b in beside.into_iter().flatten() {
+                    near.iter_mut().zip(row(b)).for_each(|(n, &o)| *n |= o);
+                }
+                // x: the cells before and after along the row itself
+                let own = row(at);
+                if nx > 1 {
+                    near[1..].iter_mut().zip(own).for_each(|(n, &o)| *n |= o);
+                    near[..nx - 1]
+                        .iter_mut()
+                        .zip(&own[1..])
+                        .for_each(|(n, &o)| *n |= o);
+                }
+                let inside = &mask.data[at..at + nx];
+                for ((o, &m), &n) in slab[nx * j..nx * (j + 1)].iter_mut().zip(inside).zip(&near) {
+                    *o = m && n;
+                }
+            }
+        });
     Field {
         dims: mask.dims,
         data,
@@ -688,6 +728,43 @@ pub fn boundary(mask: &Field<bool>, counts: impl Fn(usize) -> bool + Sync) -> Fi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`boundary`] row by row is the cells of the mask with a counted 6-neighbour outside it,
+    /// checked cell by cell, on random masks (grids with axes of one and two cells among them)
+    /// and a `counts` that takes some of the cells.
+    #[test]
+    fn boundary_is_each_cells_neighbours() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for dims in [
+            [9, 7, 5],
+            [1, 6, 4],
+            [5, 1, 3],
+            [4, 3, 1],
+            [2, 2, 2],
+            [17, 3, 6],
+        ] {
+            let n = dims.iter().product::<usize>();
+            for density in [2, 3, 5] {
+                let mask = Field {
+                    dims,
+                    data: (0..n).map(|_| next() % density != 0).collect(),
+                };
+                let take: Vec<bool> = (0..n).map(|_| next() % 4 != 0).collect();
+                let fast = boundary(&mask, |c| take[c]);
+                for c in 0..n {
+                    let slow =
+                        mask.data[c] && neighbours6(dims, c).any(|nb| !mask.data[nb] && take[nb]);
+                    assert_eq!(fast.data[c], slow, "{dims:?} cell {:?}", mask.coords(c));
+                }
+            }
+        }
+    }
 
     /// Two blobs: the largest is always kept, the smaller only when it holds the share of the
     /// marked cells asked for.
