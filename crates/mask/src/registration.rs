@@ -154,7 +154,6 @@ fn outward_normal(head: &Field<bool>, c: usize) -> Option<[f64; 3]> {
 /// vote is refined on the cells that agree with it to within `MAX_CUT_TILT_DEG` (6°) and a cell's
 /// width.
 pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) -> Vec<PlanarCut> {
-    use std::collections::BTreeMap;
     let cells: Vec<(usize, [f64; 3], [f64; 3])> = (0..skin.data.len())
         .into_par_iter()
         .filter(|&c| skin.data[c])
@@ -168,19 +167,29 @@ pub fn planar_cuts(head: &Field<bool>, skin: &Field<bool>, grid: WorkingGrid) ->
     let mut used = vec![false; cells.len()];
     let mut cuts = Vec::new();
     for _ in 0..3 {
-        let mut votes: BTreeMap<[i64; 4], usize> = BTreeMap::new();
-        for (n, &(_, nrm, w)) in cells.iter().enumerate() {
-            if used[n] {
-                continue;
-            }
-            let key = nrm.map(|x| (x * 8.0).round() as i64);
-            let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
-            let d = (key[0] as f64 * w[0] + key[1] as f64 * w[1] + key[2] as f64 * w[2]) / len;
-            *votes
-                .entry([key[0], key[1], key[2], (d / 2.0).round() as i64])
-                .or_default() += 1;
-        }
-        let Some((&key, &count)) = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        // each cell's vote; the plane with the most, the smallest of those tied
+        let mut votes: Vec<[i64; 4]> = cells
+            .par_iter()
+            .zip(&used)
+            .filter(|(_, &used)| !used)
+            .map(|(&(_, nrm, w), _)| {
+                let key = nrm.map(|x| (x * 8.0).round() as i64);
+                let len = ((key[0] * key[0] + key[1] * key[1] + key[2] * key[2]) as f64).sqrt();
+                let d = (key[0] as f64 * w[0] + key[1] as f64 * w[1] + key[2] as f64 * w[2]) / len;
+                [key[0], key[1], key[2], (d / 2.0).round() as i64]
+            })
+            .collect();
+        votes.par_sort_unstable();
+        let Some((key, count)) = votes
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], run.len()))
+            .fold(
+                None,
+                |best: Option<([i64; 4], usize)>, (key, n)| match best {
+                    Some((_, most)) if most >= n => best,
+                    _ => Some((key, n)),
+                },
+            )
         else {
             break;
         };
