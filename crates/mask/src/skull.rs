@@ -647,8 +647,17 @@ fn enclosed_in_axial_slices(
 /// Running maximum (`max`) or minimum over a (2r+1)³ cube, separable. Along y and z whole x
 /// rows are combined at a time (contiguous, and vectorised); the extremes are the same.
 fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
+    // one loop per extreme, free of the choice between them
+    if max {
+        extreme_by(f, r, f32::max)
+    } else {
+        extreme_by(f, r, f32::min)
+    }
+}
+
+/// [`extreme_filter`] by `pick`, the larger or the smaller of two values.
+fn extreme_by(f: &Field<f32>, r: usize, pick: impl Fn(f32, f32) -> f32 + Sync) -> Field<f32> {
     let [nx, ny, nz] = f.dims;
-    let pick = |a: f32, b: f32| if max { a.max(b) } else { a.min(b) };
     // window extremes over `len` rows of `width` (row t at t * width)
     let rows = |src: &[f32], dst: &mut [f32], width: usize, len: usize| {
         for t in 0..len {
@@ -662,19 +671,21 @@ fn extreme_filter(f: &Field<f32>, r: usize, max: bool) -> Field<f32> {
             }
         }
     };
-    // along x the rows are single cells: each window is picked from directly (the same
-    // extremes), slab by slab
-    let mut along_x = vec![0f32; f.data.len()];
+    // along x, each row with itself shifted by 1..=r cells either way (the same extremes),
+    // slab by slab
+    let mut along_x = f.data.clone();
     along_x
         .par_chunks_mut(nx * ny)
         .zip(f.data.par_chunks(nx * ny))
         .for_each(|(o, slab)| {
             for (o, line) in o.chunks_mut(nx).zip(slab.chunks(nx)) {
-                for (t, o) in o.iter_mut().enumerate() {
-                    let lo = t.saturating_sub(r);
-                    *o = line[lo + 1..(t + r + 1).min(nx)]
-                        .iter()
-                        .fold(line[lo], |a, &v| pick(a, v));
+                for s in 1..=r.min(nx.saturating_sub(1)) {
+                    for (o, &v) in o[..nx - s].iter_mut().zip(&line[s..]) {
+                        *o = pick(*o, v);
+                    }
+                    for (o, &v) in o[s..].iter_mut().zip(line) {
+                        *o = pick(*o, v);
+                    }
                 }
             }
         });
