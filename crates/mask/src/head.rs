@@ -263,6 +263,11 @@ fn with_dimmed_tissue(
         if tissue.data[c] || !in_fov.data[c] {
             return tissue.data[c];
         }
+        // the lowered threshold is never below the floor: air is out at once (most of the
+        // cells outside the head)
+        if values.data[c] as f64 <= floor {
+            return false;
+        }
         let at = tissue.coords(c);
         if calm[block_of(at.map(|x| x / b))] {
             return false;
