@@ -1047,6 +1047,17 @@ struct NativeMasks {
     nearest_to_brain_mm: Option<f64>,
 }
 
+/// The neighbours of index `at` along an axis of `n` voxels (clamped at its ends) with their
+/// binomial weights 1-2-1.
+#[inline(always)]
+fn binomial_taps(at: usize, n: usize) -> [(usize, f32); 3] {
+    [
+        (at.saturating_sub(1), 1.0),
+        (at, 2.0),
+        ((at + 1).min(n - 1), 1.0),
+    ]
+}
+
 /// The 3×3×3 binomial average (weights 1-2-1 per axis) around a native voxel, edges clamped;
 /// `read(i, j, k)` is the voxel's value.
 fn binomial(
@@ -1054,19 +1065,12 @@ fn binomial(
     [nx, ny, nz]: [usize; 3],
     [i, j, k]: [usize; 3],
 ) -> f32 {
-    let taps = |at: usize, n: usize| {
-        [
-            (at.saturating_sub(1), 1.0f32),
-            (at, 2.0),
-            ((at + 1).min(n - 1), 1.0),
-        ]
-    };
     let mut sum = 0.0f32;
-    for (kk, wk) in taps(k, nz) {
-        for (jj, wj) in taps(j, ny) {
+    for (kk, wk) in binomial_taps(k, nz) {
+        for (jj, wj) in binomial_taps(j, ny) {
             // the weights' products are small whole numbers, exact in f32
             let w = wk * wj;
-            for (ii, wi) in taps(i, nx) {
+            for (ii, wi) in binomial_taps(i, nx) {
                 sum += w * wi * read(ii, jj, kk);
             }
         }
@@ -1130,21 +1134,14 @@ impl SliceRows {
     fn binomial_run(&self, j: usize, first: usize, out: &mut [f32]) {
         let [nx, ny, nz] = self.dims;
         let k = self.k;
-        let taps = |at: usize, n: usize| {
-            [
-                (at.saturating_sub(1), 1.0f32),
-                (at, 2.0),
-                ((at + 1).min(n - 1), 1.0),
-            ]
-        };
         // voxels with both neighbours along the row (the two ends clamp theirs)
         let lo = first.max(1);
         let hi = (first + out.len()).min(nx.saturating_sub(1));
         if lo < hi {
             let inner = &mut out[lo - first..hi - first];
             inner.fill(0.0);
-            for (kk, wk) in taps(k, nz) {
-                for (jj, wj) in taps(j, ny) {
+            for (kk, wk) in binomial_taps(k, nz) {
+                for (jj, wj) in binomial_taps(j, ny) {
                     let w = wk * wj;
                     let at = (kk + 1 - k) * nx * ny + jj * nx;
                     let row = &self.values[at..at + nx];
