@@ -185,7 +185,11 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
     // A head whose header places it wrongly (the template fitted it only with its axes
     // turned) is looked at as it fits: the renders look at the front of the header's world,
     // which would show the back of such a head and no face.
-    let Ok((_, _, Some(turned))) = &fitted else {
+    let Ok(Fitted {
+        turned_header: Some(turned),
+        ..
+    }) = &fitted
+    else {
         return check_fitted(vol, renders_dir, fitted);
     };
     let placed = turned.placed(vol);
@@ -204,18 +208,35 @@ fn check_one(vol: &Volume, renders_dir: Option<PathBuf>) -> Result<Verdict> {
 }
 
 /// [`check_one`] with the template's landmarks (or why there are none) as placed in `vol`.
+///
+/// Two eye hollows count as a face unless the head may be a bare brain, whose frontal lobes
+/// show two hollows where the eyes would be: a brain is told by having no skull found around
+/// it *and* fitting the template only at a child's scale (as a brain, smaller than a head,
+/// does). A head of adult size whose skull is not traced (an MRI whose frontal bone is not
+/// dark, a craniotomy) is a head, and its eyes are its face: with the nose cut off by the
+/// field of view they may be all that is left of it to measure.
 fn check_fitted(
     vol: &Volume,
     renders_dir: Option<PathBuf>,
-    fitted: Result<(Vec<Landmark>, bool, Option<TurnedHeader>)>,
+    fitted: Result<Fitted>,
 ) -> Result<Verdict> {
-    let (landmarks, skull_found, landmarks_note) = match fitted {
-        Ok((l, true, _)) => (l, true, None),
-        Ok((l, false, _)) => (
-            l,
+    let (landmarks, eye_hollows_count, landmarks_note) = match fitted {
+        Ok(f) if f.skull_found => (f.landmarks, true, None),
+        Ok(f) if !f.small_head => (
+            f.landmarks,
+            true,
+            Some(
+                "no skull found around the brain, but the head is an adult's size (not a bare \
+                 brain): eye hollows counted"
+                    .into(),
+            ),
+        ),
+        Ok(f) => (
+            f.landmarks,
             false,
             Some(
-                "no skull found around the brain: eye hollows not counted (a bare brain has two)"
+                "no skull found around the brain and the head is smaller than an adult's: eye \
+                 hollows not counted (a bare brain has two)"
                     .into(),
             ),
         ),
@@ -231,7 +252,7 @@ fn check_fitted(
         renders_dir,
         landmarks,
         residuals: defacer_check::ResidualOptions {
-            eye_hollows_count: skull_found,
+            eye_hollows_count,
             ..defaults.residuals
         },
         ..defaults
@@ -244,9 +265,17 @@ fn check_fitted(
     })
 }
 
-/// The template's facial landmarks mapped into this volume's world by the head fit, whether
-/// a skull was found around the brain, and how the head fitted if only with its axes turned.
-fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool, Option<TurnedHeader>)> {
+/// The head fit as `check` uses it: the template's facial landmarks mapped into the volume's
+/// world, what the fit says of a skull and of the head's size, and how the head fitted if only
+/// with its axes turned.
+struct Fitted {
+    landmarks: Vec<Landmark>,
+    skull_found: bool,
+    small_head: bool,
+    turned_header: Option<TurnedHeader>,
+}
+
+fn template_landmarks(vol: &Volume) -> Result<Fitted> {
     // A defaced head has lost the surface the fit likes best, so a looser fit is accepted: the
     // residuals need the face's place and orientation to within a centimetre or two, not the
     // precision that defacing needs.
@@ -270,5 +299,10 @@ fn template_landmarks(vol: &Volume) -> Result<(Vec<Landmark>, bool, Option<Turne
             }
         })
         .collect();
-    Ok((landmarks, skull_found, plan.report.turned_header))
+    Ok(Fitted {
+        landmarks,
+        skull_found,
+        small_head: plan.report.small_head,
+        turned_header: plan.report.turned_header,
+    })
 }

@@ -89,6 +89,57 @@ fn a_brain_without_a_head_has_no_face() {
     );
 }
 
+/// An adult's head whose skull is not traced (here the T2 head with its dark band, bone and
+/// sinus air, filled with its tissue's median; in practice an MRI whose frontal bone is not
+/// dark, or a craniotomy) is still a head: its eye sockets count as a face. The T2 head's
+/// nose is cut by its field of view, so the eyes are all there is to measure, and before
+/// they counted here `check` passed the intact face. After `deface` they are gone.
+#[test]
+fn eyes_count_on_an_adult_head_whose_skull_is_not_found() {
+    let mut vol = load(&[real("mri/t2w_partial_face.nii.gz")])
+        .expect("loads")
+        .remove(0);
+    let plan = defacer_mask::plan(&vol, &defacer_mask::DefaceOptions::default()).expect("plans");
+    assert!(
+        plan.bone.is_some(),
+        "premise: the original's skull is found"
+    );
+    let values = vol.frame_physical(0);
+    let mut tissue: Vec<f32> = values
+        .iter()
+        .zip(&plan.head)
+        .filter(|(_, &h)| h)
+        .map(|(&v, _)| v)
+        .collect();
+    let mid = tissue.len() / 2;
+    let median = *tissue.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let dark = ndarray::Zip::from(&values)
+        .and(&plan.head)
+        .map_collect(|&v, &h| h && v < 0.6 * median);
+    vol.voxels
+        .fill(&dark.view(), vol.scaling.to_stored(median as f64));
+    let dir = scratch("check-no-skull");
+    let file = dir.join("t2_no_skull.nii.gz");
+    save(&vol, &file, &SaveOptions::default()).expect("saves");
+
+    let (code, v) = check_json(&file);
+    eprintln!("no skull: {}", reliefs(&v));
+    let note = v["landmarks_note"].as_str().unwrap_or_default().to_string();
+    assert!(note.contains("no skull found"), "premise: {note}");
+    assert_eq!(v["residuals"]["eye_hollows_counted"], true, "{note}");
+    assert_eq!(v["residuals"]["large_residual"], true, "{}", reliefs(&v));
+    assert_eq!(code, Some(1), "{}", reliefs(&v));
+
+    let defaced = dir.join("t2_no_skull_defaced.nii.gz");
+    let o = defacer(&["deface", s(&file), "-o", s(&defaced)]);
+    assert!(o.status.success(), "{}", out(&o));
+    let (code, v) = check_json(&defaced);
+    eprintln!("no skull, defaced: {}", reliefs(&v));
+    assert_eq!(v["residuals"]["eye_hollows_counted"], true);
+    assert_eq!(v["residuals"]["large_residual"], false, "{}", reliefs(&v));
+    assert_eq!(code, Some(0), "{}", reliefs(&v));
+}
+
 #[test]
 fn no_face_is_found_after_remove() {
     let dir = scratch("check-remove");

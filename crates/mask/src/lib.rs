@@ -139,6 +139,9 @@ pub struct MaskReport {
     pub fit_inlier_fraction: f64,
     /// Share of the template surface inside the field of view.
     pub fit_in_fov_fraction: f64,
+    /// The head fitted only with the wider scale range for heads smaller than an adult's (a
+    /// child's; see the warnings). A bare, skull-stripped brain fits only this way too.
+    pub small_head: bool,
     /// Template world → subject world (the header's), row-major.
     pub fit_matrix: [[f64; 4]; 4],
     pub head_threshold: f64,
@@ -896,6 +899,7 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
         fit_mean_distance_mm: fit.mean_distance_mm,
         fit_inlier_fraction: fit.inlier_fraction,
         fit_in_fov_fraction: fit.in_fov_fraction,
+        small_head: fit.small_head(),
         fit_matrix: std::array::from_fn(|r| std::array::from_fn(|c| fit_in_header[(r, c)])),
         head_threshold: head.threshold,
         turned_header: plan.wrong_header.as_ref().map(|codes| {
