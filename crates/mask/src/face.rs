@@ -51,6 +51,47 @@ pub fn globes(template: &Template, fit: &Matrix4<f64>, grid: WorkingGrid) -> Fie
     inside
 }
 
+/// The distance (mm) from each of the template's eyes mapped by `fit` to the nearest cell of
+/// `field`, where one lies within `reach_mm` (`None` where none does).
+pub fn eyes_to(
+    template: &Template,
+    fit: &Matrix4<f64>,
+    grid: WorkingGrid,
+    field: &Field<bool>,
+    reach_mm: f64,
+) -> Vec<Option<f64>> {
+    ["eye_left", "eye_right"]
+        .iter()
+        .filter_map(|name| template.landmarks.get(*name))
+        .map(|p| {
+            let w = fit * Vector4::new(p[0], p[1], p[2], 1.0);
+            let e = [w[0], w[1], w[2]];
+            let g = grid.to_grid(e);
+            let reach = reach_mm / grid.spacing;
+            let span = |a: usize| {
+                let lo = (g[a] - reach).ceil().max(0.0) as usize;
+                let hi = ((g[a] + reach).floor() + 1.0).clamp(0.0, grid.dims[a] as f64) as usize;
+                lo..hi
+            };
+            let mut nearest: Option<f64> = None;
+            for k in span(2) {
+                for j in span(1) {
+                    for i in span(0) {
+                        if field.get(i, j, k) {
+                            let c = grid.world(i, j, k);
+                            let d = (0..3).map(|a| (c[a] - e[a]).powi(2)).sum::<f64>().sqrt();
+                            if d <= reach_mm && nearest.is_none_or(|n| d < n) {
+                                nearest = Some(d);
+                            }
+                        }
+                    }
+                }
+            }
+            nearest
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct FaceRegion {
     pub face: Field<bool>,

@@ -100,16 +100,36 @@ pub struct WorkingGrid {
 /// Larger heads or whole-body fields of view get a coarser grid so the work stays bounded.
 const MAX_CELLS_PER_AXIS: f64 = 192.0;
 
+/// Where a [`WorkingGrid`]'s cells lie against the field of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The cells centred on the field of view's box.
+    Centred,
+    /// Moved by half a cell along every axis from [`Phase::Centred`]: every cell centre then
+    /// lies where the centred grid's cells meet.
+    HalfCell,
+}
+
 impl WorkingGrid {
     /// The grid covering the world bounding box of `map`'s voxel grid of `dims` voxels.
     pub fn covering(map: &VoxelMap, dims: [usize; 3], spacing_mm: f64) -> Self {
+        Self::covering_at(map, dims, spacing_mm, Phase::Centred)
+    }
+
+    /// The grid covering `map`'s voxel grid, its cells placed as `phase` says.
+    pub fn covering_at(map: &VoxelMap, dims: [usize; 3], spacing_mm: f64, phase: Phase) -> Self {
         let (lo, hi) = map.bounds(dims);
         let extent = (0..3).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
         let spacing = spacing_mm.max(extent / MAX_CELLS_PER_AXIS);
-        let dims = [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing).ceil() as usize + 1);
+        let centred = [0, 1, 2].map(|a| ((hi[a] - lo[a]) / spacing).ceil() as usize + 1);
+        let (dims, shift) = match phase {
+            Phase::Centred => (centred, 0.0),
+            // a cell more along each axis keeps the box covered
+            Phase::HalfCell => (centred.map(|n| n + 1), 0.5),
+        };
         let origin = [0, 1, 2].map(|a| {
-            let span = (dims[a] - 1) as f64 * spacing;
-            (lo[a] + hi[a]) / 2.0 - span / 2.0
+            let span = (centred[a] - 1) as f64 * spacing;
+            (lo[a] + hi[a]) / 2.0 - span / 2.0 - shift * spacing
         });
         WorkingGrid {
             dims,
@@ -410,9 +430,14 @@ impl<'a> WorkingImage<'a> {
     /// The working image of `vol`, its voxels placed in the world by `map` (the volume's own,
     /// or one that turns it).
     pub fn from_volume(vol: &'a Volume, map: &VoxelMap, spacing_mm: f64) -> Self {
+        Self::from_volume_at(vol, map, spacing_mm, Phase::Centred)
+    }
+
+    /// As [`WorkingImage::from_volume`], on the grid placed as `phase` says.
+    pub fn from_volume_at(vol: &'a Volume, map: &VoxelMap, spacing_mm: f64, phase: Phase) -> Self {
         let [nx, ny, nz, _] = vol.dims();
         let dims = [nx, ny, nz];
-        let grid = WorkingGrid::covering(map, dims, spacing_mm);
+        let grid = WorkingGrid::covering_at(map, dims, spacing_mm, phase);
         let native = NativeValues::of(vol);
         // Native voxels take the value of their nearest cell, so every cell that is nearest to
         // some native voxel must count as seen, even when its centre lies just beyond the native

@@ -47,7 +47,7 @@ use std::time::Instant;
 
 use brain::ProtectedBrain;
 use face::FaceRegion;
-use grid::{Field, NativeValues, WorkingGrid, WorkingImage};
+use grid::{Field, NativeValues, Phase, WorkingGrid, WorkingImage};
 use head::HeadMask;
 use registration::{HeadFit, SubjectSurface};
 use skull::SkullSurface;
@@ -402,7 +402,7 @@ fn working<'a>(vol: &'a Volume, opts: &DefaceOptions) -> Result<WorkingPlan<'a>,
         }
         None => (fitted, back, None),
     };
-    let mut plan = regions(vol, opts, fitted, t_all)?;
+    let mut plan = regions_traced(vol, opts, fitted, t_all)?;
     plan.back = back;
     plan.wrong_header = wrong_header;
     Ok(plan)
@@ -471,11 +471,21 @@ fn locate_head<'a>(
     map: VoxelMap<'a>,
     opts: &DefaceOptions,
 ) -> Result<LocatedHead<'a>, Error> {
+    locate_head_at(vol, map, opts, Phase::Centred)
+}
+
+/// As [`locate_head`], on the working grid placed as `phase` says.
+fn locate_head_at<'a>(
+    vol: &'a Volume,
+    map: VoxelMap<'a>,
+    opts: &DefaceOptions,
+    phase: Phase,
+) -> Result<LocatedHead<'a>, Error> {
     let file = vol.path().display().to_string();
     let mut timings = Timings::default();
 
     let t = Instant::now();
-    let img = WorkingImage::from_volume(vol, &map, opts.working_mm);
+    let img = WorkingImage::from_volume_at(vol, &map, opts.working_mm, phase);
     timings.resample = ms(t);
     let modality = match opts.modality.unwrap_or(vol.modality) {
         Modality::Unknown => guess_modality(&img),
@@ -684,6 +694,46 @@ fn quarter_turns() -> Vec<Matrix4<f64>> {
     turns
 }
 
+/// [`regions`], and where no skull is found there, [`regions`] again on a working grid moved
+/// by half a cell ([`Phase::HalfCell`]) with the same fit; the second is taken if it finds the
+/// skull.
+///
+/// Why: on thick slices the MRI skull's dark band is a cell or two wide, and whether its
+/// ring closes at the temporal bone and the vertex can hinge on where the cells fall. The
+/// Siemens 2-D T1 (4.8 mm slices) cut 30 mm at the top lost its skull on one grid and kept
+/// it on the grid moved by half a millimetre (cutting one more row flips it), and without
+/// the skull the brain is kept by the template alone, 3 mm farther: one eye was then left.
+/// The fit is in world mm and does not depend on the grid; only the head mask, the skin
+/// surface and what follows are made again, and only for heads whose skull is not found.
+fn regions_traced<'a>(
+    vol: &'a Volume,
+    opts: &DefaceOptions,
+    fitted: FittedHead<'a>,
+    t_all: Instant,
+) -> Result<WorkingPlan<'a>, Error> {
+    let (map, fit) = (fitted.located.map, fitted.fit);
+    let first = regions(vol, opts, fitted, t_all);
+    if first.as_ref().is_ok_and(|plan| plan.skull.found()) {
+        return first;
+    }
+    let second = locate_head_at(vol, map, opts, Phase::HalfCell)
+        .and_then(|located| regions(vol, opts, FittedHead { located, fit }, t_all));
+    match (first, second) {
+        (first, Ok(mut second)) if second.skull.found() => {
+            // the first try's time is the plan's as well
+            if let Ok(first) = first {
+                let (a, b) = (&mut second.timings, &first.timings);
+                a.resample += b.resample;
+                a.head += b.head;
+                a.fit += b.fit;
+                a.regions += b.regions;
+            }
+            Ok(second)
+        }
+        (first, _) => first,
+    }
+}
+
 /// The plan's second half on the working grid: template labels, skull, brain and face.
 fn regions<'a>(
     vol: &'a Volume,
@@ -744,6 +794,32 @@ fn regions<'a>(
         Some(ext) => template_brain.zip(ext, |b, e| b && !e),
         None => template_brain,
     };
+    // The template's eyes inside or next to the space the skull encloses: the template lies
+    // where the subject's brain is, and its brain where the subject's is not.
+    if let Some(interior) = skull
+        .intracranial
+        .as_ref()
+        .or(skull.unconfirmed_interior.as_ref())
+    {
+        let near = face::eyes_to(
+            template,
+            &fit.matrix,
+            img.grid,
+            interior,
+            EYES_OFF_CRANIUM_MM,
+        );
+        if near.len() == 2 && near.iter().all(Option::is_some) {
+            let d: Vec<String> = near.iter().flatten().map(|d| format!("{d:.1}")).collect();
+            return Err(Error::HeadFitFailed {
+                file: file.clone(),
+                detail: format!(
+                    "the template's eyes lie {} mm from the space the skull encloses, less \
+                     than {EYES_OFF_CRANIUM_MM} mm: the template is misplaced",
+                    d.join(" / ")
+                ),
+            });
+        }
+    }
     // Without the subject's skull the brain is known only from the template: it is kept
     // farther off (see [`TEMPLATE_BRAIN_ALLOWANCE_MM`]).
     let allowance = if skull.intracranial.is_none() {
@@ -753,7 +829,10 @@ fn regions<'a>(
     };
     let brain = ProtectedBrain::new(
         &template_brain,
-        skull.intracranial.as_ref(),
+        skull
+            .intracranial
+            .as_ref()
+            .or(skull.unconfirmed_interior.as_ref()),
         opts.margin_mm + allowance,
         img.grid.spacing,
     );
@@ -937,6 +1016,15 @@ fn finish(plan: &WorkingPlan, remove_bone: bool) -> DefaceMask {
 /// was then not found), and the margin was short by 0.3 mm. With the skull taken as not found on the five MRI test volumes, 3 mm held every
 /// landmark; 5 mm left both eyes of the 2-D Siemens T1 (supine) in place.
 const TEMPLATE_BRAIN_ALLOWANCE_MM: f64 = 3.0;
+
+/// The template's eyes, fitted, lie farther than this (mm) from the space the subject's skull
+/// encloses (found, or traced and refused: [`SkullSurface::unconfirmed_interior`]); both eyes
+/// nearer, and the fit is refused. On the test heads they lie 16–22 mm from it. A slab of the
+/// T2 head cut below the frontal poles (the eyes out of view, a band of cranium that fits at
+/// many heights) fitted 20 mm too high at 1.6 mm from the skin: its eyes lay 4 and 7 mm from
+/// the traced interior, its brain 20 mm above the subject's, and the removal came within
+/// 3 mm of the frontal pole.
+const EYES_OFF_CRANIUM_MM: f64 = 10.0;
 
 /// A head fitted as smaller than an adult's, with no skull found, is taken for a bare brain
 /// when the template lies farther than this from its surface on average.

@@ -75,6 +75,10 @@ const CRANIAL_PART_SHARE: f64 = 0.05;
 /// at least [`HELD_SHARE`] of it.
 const DEEP_BRAIN_MM: f64 = 8.0;
 const HELD_SHARE: f64 = 0.9;
+/// The space a skull found encloses is this share of the template brain (in view) or more ...
+const MIN_INTERIOR_SHARE: f64 = 0.6;
+/// ... and at most this share. A larger space is not a brain's: the ring took in the face.
+const MAX_INTERIOR_SHARE: f64 = 1.6;
 
 #[derive(Debug, Clone)]
 pub struct SkullSurface {
@@ -91,6 +95,13 @@ pub struct SkullSurface {
     pub mri_band: Option<(Field<f32>, Field<bool>)>,
     /// Why bone was not identified, when it was looked for and not found.
     pub problem: Option<String>,
+    /// MRI where bone was not identified: the space the dark band encloses all the same, when
+    /// it is no larger than a brain's (1.6 times the template brain in view). It is not taken
+    /// for the cranium's interior, but it is protected with the template's brain: the
+    /// plausibility checks judge the trace against the template, and a template fitted a few
+    /// cm off (a slab of cranium without the face fits at many heights) fails a right trace,
+    /// while its brain then lies where the subject's is not.
+    pub unconfirmed_interior: Option<Field<bool>>,
 }
 
 impl SkullSurface {
@@ -116,14 +127,16 @@ impl SkullSurface {
                 exterior: None,
                 mri_band: Some((s.level, s.near_bone)),
                 problem: None,
+                unconfirmed_interior: None,
             },
-            Err(problem) => SkullSurface {
+            Err((problem, traced)) => SkullSurface {
                 modality,
                 bone: None,
                 intracranial: None,
                 exterior: None,
                 mri_band: None,
                 problem: Some(problem),
+                unconfirmed_interior: traced,
             },
         }
     }
@@ -197,6 +210,7 @@ impl SkullSurface {
             exterior: Some(exterior),
             mri_band: None,
             problem: None,
+            unconfirmed_interior: None,
         }
     }
 
@@ -255,7 +269,7 @@ impl MriSkull {
         in_view: &Field<bool>,
         head: &Field<bool>,
         brain_hint: &Field<bool>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, (String, Option<Field<bool>>)> {
         let sp = img.grid.spacing;
         let head = head.zip(in_view, |h, ok| h && ok);
         let r = (VALLEY_MM / sp).round().max(1.0) as usize;
@@ -324,7 +338,12 @@ impl MriSkull {
             || check_plausible(&brain_in_view, &head, brain_hint, &intracranial, &bone, sp),
             || dilate(&bone, sp, sp),
         );
-        plausible?;
+        if let Err(problem) = plausible {
+            // the trace refused, kept to protect where it is no larger than a brain
+            let at_most_a_brain = intracranial.count() as f64
+                <= MAX_INTERIOR_SHARE * brain_in_view.brain.count() as f64;
+            return Err((problem, at_most_a_brain.then_some(intracranial)));
+        }
         Ok(MriSkull {
             bone,
             intracranial,
@@ -527,7 +546,7 @@ fn check_plausible(
     let ratio = ic_n as f64 / brain_n as f64;
     // Below: slices where the ring stays open (thick slices, a vein at the vertex, a cut field
     // of view) add nothing, which is safe; the interior test below catches a missing ring.
-    if !(0.6..=1.6).contains(&ratio) {
+    if !(MIN_INTERIOR_SHARE..=MAX_INTERIOR_SHARE).contains(&ratio) {
         return Err(format!(
             "the space enclosed by the dark band is {:.0}% of the template brain",
             ratio * 100.0

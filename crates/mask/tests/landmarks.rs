@@ -320,6 +320,54 @@ fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The Siemens 2-D T1 (4.8 mm sagittal slices) with the top 30 rows (30 mm) of its slices cut
+/// away. On slices this thick the skull's dark band is a cell or two wide, and whether its ring
+/// closes can hinge on where the working grid's cells fall: on this cut it did not (the space
+/// it enclosed held 68 % of the template brain's interior; one row more or less and it did),
+/// the brain was then kept by the template alone, 3 mm farther, and the right eye's landmark
+/// was left. The skull must be found and every landmark hold.
+#[test]
+fn landmarks_hold_on_thick_slices_without_the_vertex() {
+    let rel = "mri/siemens_t1_2d_hfs";
+    let vol = load(&[defacer_testkit::real(rel)])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let doc = landmarks_doc("siemens_t1_2d_hfs.json");
+    let cropped = without_end_rows(&vol, 30, End::Superior);
+    let what = format!("{rel} without the top 30 rows");
+    let m = plan(&cropped, &DefaceOptions::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(m.bone.is_some(), "{what}: {:?}", m.report.warnings);
+    let mut failures = check(&what, &cropped, &doc);
+    failures.extend(misplaced_eyes(&what, &cropped, &doc));
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The T2 slab without its lowest 15 slices (30 mm): the field of view now starts at the
+/// orbits' roofs, the eyes' centres and the nose out of view, and what is left is a band of
+/// cranium, which the template's skin fits at many heights. It fitted 20 mm too high, 1.6 mm
+/// from the skin; the skull was then refused (judged against the misplaced template), the brain
+/// was placed by the template alone, and the removal came within 3.2 mm of the frontal pole.
+/// A plan must either keep every landmark or refuse the fit as misplaced.
+#[test]
+fn a_band_of_cranium_is_not_defaced_by_a_misplaced_template() {
+    let rel = "mri/t2w_partial_face.nii.gz";
+    let vol = load(&[defacer_testkit::real(rel)])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let cropped = without_end_rows(&vol, 15, End::Inferior);
+    let what = format!("{rel} without its lowest 15 slices");
+    match plan(&cropped, &DefaceOptions::default()) {
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("misplaced"), "{what}: {e}");
+        }
+        Ok(_) => {
+            let failures = check(&what, &cropped, &landmarks_doc("t2w_partial_face.json"));
+            assert!(failures.is_empty(), "{failures:#?}");
+        }
+    }
+}
+
 /// A craniectomy: the InVesalius CT with its bone (above 150 HU) turned to soft tissue (35 HU)
 /// within 35 mm of a point of the frontal bone, once over the frontal pole and once over the
 /// right frontal defect the scan already has. The outside air must not reach the brain through
@@ -599,6 +647,41 @@ fn without_bone_near(vol: &Volume, centre: [f64; 3], radius_mm: f64) -> (Volume,
         }
     }
     (float_volume(&data, vol.affine, vol.modality), removed)
+}
+
+/// An end of the head along world z.
+#[derive(Clone, Copy, PartialEq)]
+enum End {
+    Superior,
+    Inferior,
+}
+
+/// `vol` without the `rows` voxel planes at its `end`, across the voxel axis that runs most
+/// nearly along world z.
+fn without_end_rows(vol: &Volume, rows: usize, end: End) -> Volume {
+    let a = vol.affine.0;
+    let axis = (0..3)
+        .max_by(|&p, &q| a[(2, p)].abs().total_cmp(&a[(2, q)].abs()))
+        .expect("three axes");
+    let data = vol.frame_physical(0);
+    let n = data.len_of(Axis(axis));
+    // the superior end is the last plane where z grows with the index
+    let first = if (a[(2, axis)] > 0.0) == (end == End::Superior) {
+        0
+    } else {
+        rows
+    };
+    let part = data
+        .slice_axis(Axis(axis), ndarray::Slice::from(first..first + n - rows))
+        .to_owned();
+    let mut start = [0.0; 3];
+    start[axis] = first as f64;
+    let origin = vol.affine.voxel_to_world(start);
+    let mut m = a;
+    for r in 0..3 {
+        m[(r, 3)] = origin[r];
+    }
+    float_volume(&part, Affine(m), vol.modality)
 }
 
 /// The slices of `vol` lying at least `cut_mm` below the top of the head (the highest slice
