@@ -14,39 +14,54 @@ use nalgebra::{Matrix4, Vector4};
 /// 18–20 mm from its centre and stay bone.
 pub const GLOBE_RADIUS_MM: f64 = 14.0;
 
-/// The cells of `grid` within [`GLOBE_RADIUS_MM`] of the template's eyes mapped by `fit`
-/// (template world → subject world).
-pub fn globes(template: &Template, fit: &Matrix4<f64>, grid: WorkingGrid) -> Field<bool> {
-    let centres: Vec<[f64; 3]> = ["eye_left", "eye_right"]
+/// The template's eyes mapped by `fit` (template world → subject world).
+fn fitted_eyes(template: &Template, fit: &Matrix4<f64>) -> Vec<[f64; 3]> {
+    ["eye_left", "eye_right"]
         .iter()
         .filter_map(|name| template.landmarks.get(*name))
         .map(|p| {
             let w = fit * Vector4::new(p[0], p[1], p[2], 1.0);
             [w[0], w[1], w[2]]
         })
-        .collect();
-    let r2 = GLOBE_RADIUS_MM * GLOBE_RADIUS_MM;
-    let mut inside = Field::filled(grid.dims, false);
-    // only the cells of each ball's bounding box are looked at
-    for e in &centres {
-        let g = grid.to_grid(*e);
-        let reach = GLOBE_RADIUS_MM / grid.spacing;
-        let span = |a: usize| {
-            let lo = (g[a] - reach).ceil().max(0.0) as usize;
-            let hi = ((g[a] + reach).floor() + 1.0).clamp(0.0, grid.dims[a] as f64) as usize;
-            lo..hi
-        };
-        for k in span(2) {
-            for j in span(1) {
-                for i in span(0) {
-                    let w = grid.world(i, j, k);
-                    if (0..3).map(|a| (w[a] - e[a]).powi(2)).sum::<f64>() <= r2 {
-                        let c = inside.idx(i, j, k);
-                        inside.data[c] = true;
-                    }
+        .collect()
+}
+
+/// Calls `visit` with the index of each cell of `grid` within `radius_mm` of world point
+/// `centre` and its squared distance (mm²). Only the cells of the ball's bounding box are
+/// looked at.
+fn cells_within(
+    grid: WorkingGrid,
+    centre: [f64; 3],
+    radius_mm: f64,
+    mut visit: impl FnMut(usize, f64),
+) {
+    let g = grid.to_grid(centre);
+    let reach = radius_mm / grid.spacing;
+    let span = |a: usize| {
+        let lo = (g[a] - reach).ceil().max(0.0) as usize;
+        let hi = ((g[a] + reach).floor() + 1.0).clamp(0.0, grid.dims[a] as f64) as usize;
+        lo..hi
+    };
+    let r2 = radius_mm * radius_mm;
+    for k in span(2) {
+        for j in span(1) {
+            for i in span(0) {
+                let w = grid.world(i, j, k);
+                let d2 = (0..3).map(|a| (w[a] - centre[a]).powi(2)).sum::<f64>();
+                if d2 <= r2 {
+                    visit(grid.cell([i, j, k]), d2);
                 }
             }
         }
+    }
+}
+
+/// The cells of `grid` within [`GLOBE_RADIUS_MM`] of the template's eyes mapped by `fit`
+/// (template world → subject world).
+pub fn globes(template: &Template, fit: &Matrix4<f64>, grid: WorkingGrid) -> Field<bool> {
+    let mut inside = Field::filled(grid.dims, false);
+    for e in fitted_eyes(template, fit) {
+        cells_within(grid, e, GLOBE_RADIUS_MM, |c, _| inside.data[c] = true);
     }
     inside
 }
@@ -60,34 +75,16 @@ pub fn eyes_to(
     field: &Field<bool>,
     reach_mm: f64,
 ) -> Vec<Option<f64>> {
-    ["eye_left", "eye_right"]
-        .iter()
-        .filter_map(|name| template.landmarks.get(*name))
-        .map(|p| {
-            let w = fit * Vector4::new(p[0], p[1], p[2], 1.0);
-            let e = [w[0], w[1], w[2]];
-            let g = grid.to_grid(e);
-            let reach = reach_mm / grid.spacing;
-            let span = |a: usize| {
-                let lo = (g[a] - reach).ceil().max(0.0) as usize;
-                let hi = ((g[a] + reach).floor() + 1.0).clamp(0.0, grid.dims[a] as f64) as usize;
-                lo..hi
-            };
+    fitted_eyes(template, fit)
+        .into_iter()
+        .map(|e| {
             let mut nearest: Option<f64> = None;
-            for k in span(2) {
-                for j in span(1) {
-                    for i in span(0) {
-                        if field.get(i, j, k) {
-                            let c = grid.world(i, j, k);
-                            let d = (0..3).map(|a| (c[a] - e[a]).powi(2)).sum::<f64>().sqrt();
-                            if d <= reach_mm && nearest.is_none_or(|n| d < n) {
-                                nearest = Some(d);
-                            }
-                        }
-                    }
+            cells_within(grid, e, reach_mm, |c, d2| {
+                if field.data[c] && nearest.is_none_or(|n| d2 < n) {
+                    nearest = Some(d2);
                 }
-            }
-            nearest
+            });
+            nearest.map(f64::sqrt)
         })
         .collect()
 }
