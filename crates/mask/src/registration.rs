@@ -1025,9 +1025,10 @@ fn fit_within(
     // 400 + 150, ch2 padded by a voxel agreed 0.964 with the original. Nor is it replaced by
     // Levenberg–Marquardt on the same points (ch2's 20° and 30° copies then agreed
     // 0.967–0.969). On every 14th point instead of every 7th the refinement took a third less
-    // time and the resliced copies agreed as well (Dice 0.972–0.988 against 0.968–0.992), but
-    // the T2 cut at its orbits' roofs, refused as misplaced on every 7th, then fitted closely
-    // and left the eyes' centres in its lowest slice.
+    // time and the resliced copies agreed as well (Dice 0.972–0.988 against 0.968–0.992); the
+    // T2 cut at its orbits' roofs, refused as misplaced on every 7th, then fitted with its
+    // template eyes 3 and 9 mm from the subject's, below the view (not taken yet: the
+    // landmark test of that copy counts eyes out of view as left).
     // Levenberg–Marquardt takes the neck as well: it stays in the basin the head chose, and the
     // neck steadies the pitch there (the neck left out here too, ch2's 20° copies agreed
     // 0.964–0.977 with the original; with it, 0.971–0.975).
