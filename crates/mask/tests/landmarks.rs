@@ -118,7 +118,12 @@ fn check_removal(
         if FACIAL.contains(&name.as_str()) || EARS.contains(&name.as_str()) {
             let ijk = map.to_voxel(p).map(|x| x.round());
             let inside = (0..3).all(|a| ijk[a] >= 0.0 && (ijk[a] as usize) < dims[a]);
-            let hit = inside && removal[[ijk[0] as usize, ijk[1] as usize, ijk[2] as usize]];
+            if !inside {
+                // a cropped copy's field of view may end before it: no voxel to remove
+                eprintln!("{rel}: {name} {p:?} is out of view");
+                continue;
+            }
+            let hit = removal[[ijk[0] as usize, ijk[1] as usize, ijk[2] as usize]];
             eprintln!("{rel}: {name} {p:?} removed: {hit}");
             if !hit {
                 failures.push(format!(
