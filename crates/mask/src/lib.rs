@@ -1402,7 +1402,7 @@ struct CellOrder {
     stride: [usize; 3],
     /// The grid axes, fastest first.
     axes: [usize; 3],
-    dims: [usize; 3],
+    grid: WorkingGrid,
     /// Whether this is the grid's own order.
     own: bool,
 }
@@ -1433,7 +1433,7 @@ impl CellOrder {
         CellOrder {
             stride,
             axes,
-            dims: grid.dims,
+            grid: *grid,
             own: axes == [0, 1, 2],
         }
     }
@@ -1446,11 +1446,12 @@ impl CellOrder {
         }
         let [fast, mid, _] = self.axes;
         let mut ijk = [0usize; 3];
-        ijk[fast] = o % self.dims[fast];
-        let rest = o / self.dims[fast];
-        ijk[mid] = rest % self.dims[mid];
-        ijk[self.axes[2]] = rest / self.dims[mid];
-        ijk[0] + self.dims[0] * (ijk[1] + self.dims[1] * ijk[2])
+        let dims = self.grid.dims;
+        ijk[fast] = o % dims[fast];
+        let rest = o / dims[fast];
+        ijk[mid] = rest % dims[mid];
+        ijk[self.axes[2]] = rest / dims[mid];
+        self.grid.cell(ijk)
     }
 
     /// The index in this order of cell (`x`, `y`, `z`).
@@ -1464,7 +1465,7 @@ impl CellOrder {
         if self.own {
             return values;
         }
-        let dims = self.dims;
+        let dims = self.grid.dims;
         let mut out = vec![T::default(); values.len()];
         // the inverse of `index`: each output position's cell
         let [fast, mid, slow] = self.axes;
@@ -1478,7 +1479,7 @@ impl CellOrder {
                     ijk[mid] = m;
                     for (f, o) in line.iter_mut().enumerate() {
                         ijk[fast] = f;
-                        *o = values[ijk[0] + dims[0] * (ijk[1] + dims[1] * ijk[2])];
+                        *o = values[self.grid.cell(ijk)];
                     }
                 }
             });
