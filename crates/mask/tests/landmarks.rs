@@ -31,9 +31,9 @@ fn facial_landmarks_are_removed_and_brain_landmarks_are_spared() {
             serde_json::from_str(&std::fs::read_to_string(f).expect("readable")).expect("json");
         let rel = doc["volume"].as_str().expect("volume path");
         // Every head must load, the tilted CT with uneven slice spacing included.
-        let vols = load(&[defacer_testkit::real(rel)]).unwrap_or_else(|e| panic!("{e}"));
-        failures.extend(check(rel, &vols[0], &doc));
-        failures.extend(misplaced_eyes(rel, &vols[0], &doc));
+        let vol = real_volume(rel);
+        failures.extend(check(rel, &vol, &doc));
+        failures.extend(misplaced_eyes(rel, &vol, &doc));
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -168,7 +168,7 @@ fn landmarks_hold_on_heads_tilted_in_the_scanner() {
     ] {
         let tilt = Matrix4::new_rotation(axis * f64::to_radians(deg));
         let doc = landmarks_doc(marks);
-        let right = load(&[defacer_testkit::real(rel)]).unwrap().remove(0);
+        let right = real_volume(rel);
         let mut tilted = right.clone();
         tilted.affine = Affine(tilt * right.affine.0);
         let m = plan(&tilted, &opts).unwrap_or_else(|e| panic!("{rel} {what}: {e}"));
@@ -239,7 +239,7 @@ fn landmarks_hold_when_the_header_turns_the_head() {
         ),
     ] {
         let doc = landmarks_doc(marks);
-        let right = load(&[defacer_testkit::real(rel)]).unwrap().remove(0);
+        let right = real_volume(rel);
         let right = match cut_mm {
             Some(cut_mm) => below_vertex(&right, cut_mm),
             None => right,
@@ -312,9 +312,7 @@ fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
         ("mri/ch2.nii.gz", "ch2.json"),
         ("ct/invesalius_ct.nii.gz", "invesalius_ct.json"),
     ] {
-        let vol = load(&[defacer_testkit::real(rel)])
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+        let vol = real_volume(rel);
         let doc = landmarks_doc(marks);
         for cut_mm in [35.0, 50.0] {
             let cropped = below_vertex(&vol, cut_mm);
@@ -334,9 +332,7 @@ fn landmarks_hold_when_the_field_of_view_misses_the_vertex() {
 #[test]
 fn landmarks_hold_on_thick_slices_without_the_vertex() {
     let rel = "mri/siemens_t1_2d_hfs";
-    let vol = load(&[defacer_testkit::real(rel)])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0);
+    let vol = real_volume(rel);
     let doc = landmarks_doc("siemens_t1_2d_hfs.json");
     let cropped = without_end_rows(&vol, 30, End::Superior);
     let what = format!("{rel} without the top 30 rows");
@@ -356,9 +352,7 @@ fn landmarks_hold_on_thick_slices_without_the_vertex() {
 #[test]
 fn a_band_of_cranium_is_not_defaced_by_a_misplaced_template() {
     let rel = "mri/t2w_partial_face.nii.gz";
-    let vol = load(&[defacer_testkit::real(rel)])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0);
+    let vol = real_volume(rel);
     let cropped = without_end_rows(&vol, 15, End::Inferior);
     let what = format!("{rel} without its lowest 15 slices");
     match plan(&cropped, &DefaceOptions::default()) {
@@ -382,9 +376,7 @@ fn a_band_of_cranium_is_not_defaced_by_a_misplaced_template() {
 #[test]
 fn landmarks_hold_when_a_bone_flap_is_missing() {
     let rel = "ct/invesalius_ct.nii.gz";
-    let vol = load(&[defacer_testkit::real(rel)])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0);
+    let vol = real_volume(rel);
     let doc = landmarks_doc("invesalius_ct.json");
     let mut failures = Vec::new();
     for centre in [[0.0, 72.0, 30.0], [35.0, 60.0, 30.0]] {
@@ -413,17 +405,12 @@ fn landmarks_hold_when_a_bone_flap_is_missing() {
 #[test]
 fn landmarks_hold_on_a_noisy_background() {
     let mut failures = Vec::new();
-    let brain = load(&[defacer_testkit::real("mri/ch2bet.nii.gz")])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0)
-        .frame_physical(0);
+    let brain = real_volume("mri/ch2bet.nii.gz").frame_physical(0);
     for (rel, marks) in [
         ("mri/ch2.nii.gz", "ch2.json"),
         ("mri/philips_mprage_t1", "philips_mprage_t1.json"),
     ] {
-        let vol = load(&[defacer_testkit::real(rel)])
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+        let vol = real_volume(rel);
         let doc = landmarks_doc(marks);
         let wm = white_matter_level(&vol);
         // (what, noise, scale): the scale puts white matter at 100 000, as a converter that
@@ -478,9 +465,7 @@ fn landmarks_hold_on_a_noisy_background() {
 #[test]
 fn landmarks_hold_when_the_skull_is_not_found() {
     let rel = "mri/philips_mprage_t1";
-    let vol = load(&[defacer_testkit::real(rel)])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0);
+    let vol = real_volume(rel);
     let wm = white_matter_level(&vol);
     let noisy = with_noise(&vol, Noise::Rician(0.16 * wm), 1.0, 11);
     let m = plan(&noisy, &DefaceOptions::default()).unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -512,18 +497,13 @@ fn landmarks_hold_when_the_skull_is_not_found() {
 /// voxel of the ch2bet brain may be removed.
 #[test]
 fn landmarks_hold_under_a_coil_s_falloff() {
-    let brain = load(&[defacer_testkit::real("mri/ch2bet.nii.gz")])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .remove(0)
-        .frame_physical(0);
+    let brain = real_volume("mri/ch2bet.nii.gz").frame_physical(0);
     let mut failures = Vec::new();
     for (rel, marks) in [
         ("mri/ch2.nii.gz", "ch2.json"),
         ("mri/philips_mprage_t1", "philips_mprage_t1.json"),
     ] {
-        let vol = load(&[defacer_testkit::real(rel)])
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+        let vol = real_volume(rel);
         let (nx, ny, nz) = vol.frame_physical(0).dim();
         let map = vol.voxel_map().expect("invertible");
         let centre = map.to_world([nx, ny, nz].map(|n| (n as f64 - 1.0) / 2.0));
@@ -628,6 +608,13 @@ fn float_volume(data: &Array3<f32>, affine: Affine, modality: Modality) -> Volum
 }
 
 /// The landmark file `name` of testdata/landmarks.
+/// The first volume of the real-data file or series `rel` (see `defacer_testkit::real`).
+fn real_volume(rel: &str) -> Volume {
+    load(&[defacer_testkit::real(rel)])
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .remove(0)
+}
+
 fn landmarks_doc(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/landmarks")
