@@ -607,7 +607,6 @@ fn float_volume(data: &Array3<f32>, affine: Affine, modality: Modality) -> Volum
     Volume::synthetic(Voxels::F32(voxels), affine, Scaling::IDENTITY, modality)
 }
 
-/// The landmark file `name` of testdata/landmarks.
 /// The first volume of the real-data file or series `rel` (see `defacer_testkit::real`).
 fn real_volume(rel: &str) -> Volume {
     load(&[defacer_testkit::real(rel)])
@@ -615,6 +614,7 @@ fn real_volume(rel: &str) -> Volume {
         .remove(0)
 }
 
+/// The landmark file `name` of testdata/landmarks.
 fn landmarks_doc(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/landmarks")
