@@ -4,6 +4,7 @@
 
 use crate::grid::{column_blocks, Field};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const FAR: f32 = 1e20;
 
@@ -610,34 +611,62 @@ pub fn reach_through(
             (o, len)
         })
         .collect();
+    // Every cell of a bucket is final when the bucket is reached and improves cells of later
+    // buckets only, so a bucket's cells are relaxed in parallel: each distance is lowered by an
+    // atomic minimum (non-negative floats order as their bits do), and a cell is queued by
+    // whichever step lowered it. The distances are the same floats as one cell at a time gives;
+    // only the order within later buckets varies, which does not matter.
+    let dist: Vec<AtomicU32> = dist
+        .into_iter()
+        .map(|d| AtomicU32::new(d.to_bits()))
+        .collect();
+    let at = |c: usize| f32::from_bits(dist[c].load(Ordering::Relaxed));
     for b in 0..buckets.len() {
         let bucket = std::mem::take(&mut buckets[b]);
-        for (c, d) in bucket {
-            let c = c as usize;
-            if d > dist[c] {
-                continue;
-            }
-            let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
-            for &(o, len) in &steps {
-                let (a, e, f) = (i + o[0], j + o[1], k + o[2]);
-                if a < 0
-                    || e < 0
-                    || f < 0
-                    || a >= nx as isize
-                    || e >= ny as isize
-                    || f >= nz as isize
-                {
-                    continue;
+        let queued: Vec<Vec<(u32, f32)>> = bucket
+            .par_chunks(1024)
+            .map(|cells| {
+                let mut queued = Vec::new();
+                for &(c, d) in cells {
+                    let c = c as usize;
+                    if d > at(c) {
+                        continue;
+                    }
+                    let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
+                    for &(o, len) in &steps {
+                        let (a, e, f) = (i + o[0], j + o[1], k + o[2]);
+                        if a < 0
+                            || e < 0
+                            || f < 0
+                            || a >= nx as isize
+                            || e >= ny as isize
+                            || f >= nz as isize
+                        {
+                            continue;
+                        }
+                        let nb = a as usize + nx * (e as usize + ny * f as usize);
+                        let nd = d + len;
+                        if passable.data[nb]
+                            && nd <= limit
+                            && nd < at(nb)
+                            && f32::from_bits(dist[nb].fetch_min(nd.to_bits(), Ordering::Relaxed))
+                                > nd
+                        {
+                            queued.push((nb as u32, nd));
+                        }
+                    }
                 }
-                let nb = a as usize + nx * (e as usize + ny * f as usize);
-                let nd = d + len;
-                if passable.data[nb] && nd <= limit && nd < dist[nb] {
-                    dist[nb] = nd;
-                    buckets[nd as usize].push((nb as u32, nd));
-                }
-            }
+                queued
+            })
+            .collect();
+        for (nb, nd) in queued.into_iter().flatten() {
+            buckets[nd as usize].push((nb, nd));
         }
     }
+    let dist: Vec<f32> = dist
+        .into_iter()
+        .map(|d| f32::from_bits(d.into_inner()))
+        .collect();
     Field {
         dims: seeds.dims,
         data: (0..dist.len())
@@ -893,7 +922,9 @@ mod tests {
     }
 
     /// The geodesic reach against relaxation to a fixed point (Bellman–Ford): the same cells,
-    /// whatever the queue.
+    /// whatever the queue. Small grids with scattered seeds and walls, and a larger one whose
+    /// seeds are a whole face of the grid among scattered walls, where each bucket holds
+    /// thousands of cells and is relaxed in several parallel pieces.
     #[test]
     fn reach_through_is_the_geodesic_ball() {
         for seed in 1..6 {
@@ -901,46 +932,60 @@ mod tests {
             let seeds = blobs(dims, seed);
             let walls = blobs(dims, seed + 100);
             let passable = Field::from_cells(dims, |c| !seeds.data[c] && !walls.data[c]);
-            let steps: Vec<([isize; 3], f32)> = (0..27)
-                .filter(|&n| n != 13)
-                .map(|n| {
-                    let o = [n % 3, (n / 3) % 3, n / 9].map(|x| x as isize - 1);
-                    (o, ((o[0] * o[0] + o[1] * o[1] + o[2] * o[2]) as f32).sqrt())
-                })
-                .collect();
-            let mut dist: Vec<f32> = seeds
-                .data
-                .iter()
-                .map(|&s| if s { 0.0 } else { f32::INFINITY })
-                .collect();
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for c in 0..dist.len() {
-                    if !passable.data[c] {
+            reaches_as_bellman_ford(&seeds, &passable, &format!("seed {seed}"));
+        }
+        let dims = [64, 56, 40];
+        let seeds = Field::from_cells(dims, |c| c < 2 * dims[0] * dims[1]);
+        for step in [7, 11] {
+            let passable = Field::from_cells(dims, |c| {
+                let [i, j, k] = seeds.coords(c);
+                !seeds.data[c] && (i * 7 + j * 13 + k * 3) % step != 0
+            });
+            reaches_as_bellman_ford(&seeds, &passable, &format!("a face, walls every {step}"));
+        }
+    }
+
+    fn reaches_as_bellman_ford(seeds: &Field<bool>, passable: &Field<bool>, case: &str) {
+        let dims = seeds.dims;
+        let steps: Vec<([isize; 3], f32)> = (0..27)
+            .filter(|&n| n != 13)
+            .map(|n| {
+                let o = [n % 3, (n / 3) % 3, n / 9].map(|x| x as isize - 1);
+                (o, ((o[0] * o[0] + o[1] * o[1] + o[2] * o[2]) as f32).sqrt())
+            })
+            .collect();
+        let mut dist: Vec<f32> = seeds
+            .data
+            .iter()
+            .map(|&s| if s { 0.0 } else { f32::INFINITY })
+            .collect();
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for c in 0..dist.len() {
+                if !passable.data[c] {
+                    continue;
+                }
+                let [i, j, k] = seeds.coords(c).map(|x| x as isize);
+                for &(o, len) in &steps {
+                    let n = [i + o[0], j + o[1], k + o[2]];
+                    if (0..3).any(|a| n[a] < 0 || n[a] >= dims[a] as isize) {
                         continue;
                     }
-                    let [i, j, k] = seeds.coords(c).map(|x| x as isize);
-                    for &(o, len) in &steps {
-                        let n = [i + o[0], j + o[1], k + o[2]];
-                        if (0..3).any(|a| n[a] < 0 || n[a] >= dims[a] as isize) {
-                            continue;
-                        }
-                        let nb = seeds.idx(n[0] as usize, n[1] as usize, n[2] as usize);
-                        if dist[nb] + len < dist[c] {
-                            dist[c] = dist[nb] + len;
-                            changed = true;
-                        }
+                    let nb = seeds.idx(n[0] as usize, n[1] as usize, n[2] as usize);
+                    if dist[nb] + len < dist[c] {
+                        dist[c] = dist[nb] + len;
+                        changed = true;
                     }
                 }
             }
-            for (radius, spacing) in [(6.0, 2.0), (9.0, 1.5), (4.5, 1.0)] {
-                let limit = (radius / spacing) as f32;
-                let reached = reach_through(&seeds, &passable, radius, spacing);
-                let expected = Field::from_cells(dims, |c| !seeds.data[c] && dist[c] <= limit);
-                assert!(expected.count() > 20, "seed {seed}: a trivial case");
-                assert_eq!(reached, expected, "seed {seed} radius {radius}");
-            }
+        }
+        for (radius, spacing) in [(6.0, 2.0), (9.0, 1.5), (4.5, 1.0), (30.0, 2.0)] {
+            let limit = (radius / spacing) as f32;
+            let reached = reach_through(seeds, passable, radius, spacing);
+            let expected = Field::from_cells(dims, |c| !seeds.data[c] && dist[c] <= limit);
+            assert!(expected.count() > 20, "{case}: a trivial case");
+            assert_eq!(reached, expected, "{case} radius {radius}");
         }
     }
 

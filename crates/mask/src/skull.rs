@@ -505,20 +505,27 @@ fn bridge_leaking_slices(
         let reach = reach_cells(radius, sp);
         let lo = first.saturating_sub(2 * reach + 1);
         let hi = (last + 2 * reach + 2).min(nz);
-        let slab = |f: &Field<bool>| Field {
+        let slab = Field {
             dims: [nx, ny, hi - lo],
-            data: f.data[lo * plane..hi * plane].to_vec(),
+            data: band.data[lo * plane..hi * plane].to_vec(),
         };
-        let wide = close(&slab(band), radius, sp);
-        let wide_enclosed = enclosed_in_axial_slices(&wide, &slab(head), &slab(in_view));
-        for k in leaks {
-            let cells = (k - lo) * plane..(k - lo + 1) * plane;
-            if leaking(&wide_enclosed.data[cells.clone()], k) {
-                continue;
-            }
+        let wide = close(&slab, radius, sp);
+        let wide_slice = |k: usize| &wide.data[(k - lo) * plane..(k - lo + 1) * plane];
+        // Each leaking slice is enclosed within the wider ring (the slab's other slices are
+        // not looked at), and takes it where it then holds the brain.
+        let bridged: Vec<(usize, Vec<bool>)> = leaks
+            .into_par_iter()
+            .filter_map(|k| {
+                let to = k * plane..(k + 1) * plane;
+                let mut slice = wide_slice(k).to_vec();
+                enclose_slice(&mut slice, &head.data[to.clone()], &in_view.data[to], nx);
+                (!leaking(&slice, k)).then_some((k, slice))
+            })
+            .collect();
+        for (k, slice) in bridged {
             let to = k * plane..(k + 1) * plane;
-            ring.data[to.clone()].copy_from_slice(&wide.data[cells.clone()]);
-            enclosed.data[to].copy_from_slice(&wide_enclosed.data[cells]);
+            ring.data[to.clone()].copy_from_slice(wide_slice(k));
+            enclosed.data[to].copy_from_slice(&slice);
         }
     }
     (ring, enclosed)
@@ -619,47 +626,53 @@ fn enclosed_in_axial_slices(
     out.par_chunks_mut(plane)
         .zip(head.data.par_chunks(plane))
         .zip(in_fov.data.par_chunks(plane))
-        .for_each(|((slab, head), seen)| {
-            let open = |c: usize| !slab[c] && seen[c];
-            let mut outside = vec![false; plane];
-            let mut stack = Vec::new();
-            for j in 0..ny {
-                for i in 0..nx {
-                    let c = i + nx * j;
-                    if !open(c) || head[c] {
-                        continue;
-                    }
-                    let border = i == 0 || j == 0 || i + 1 == nx || j + 1 == ny;
-                    let at_fov_edge =
-                        border || !seen[c - 1] || !seen[c + 1] || !seen[c - nx] || !seen[c + nx];
-                    if at_fov_edge {
-                        outside[c] = true;
-                        stack.push(c);
-                    }
-                }
-            }
-            while let Some(c) = stack.pop() {
-                let (i, j) = (c % nx, c / nx);
-                let nbs = [
-                    (i > 0).then(|| c - 1),
-                    (i + 1 < nx).then(|| c + 1),
-                    (j > 0).then(|| c - nx),
-                    (j + 1 < ny).then(|| c + nx),
-                ];
-                for nb in nbs.into_iter().flatten() {
-                    if open(nb) && !outside[nb] {
-                        outside[nb] = true;
-                        stack.push(nb);
-                    }
-                }
-            }
-            for c in 0..plane {
-                slab[c] = slab[c] || (seen[c] && !outside[c]);
-            }
-        });
+        .for_each(|((slice, head), seen)| enclose_slice(slice, head, seen, nx));
     Field {
         dims: mask.dims,
         data: out,
+    }
+}
+
+/// One axial slice of [`enclosed_in_axial_slices`]: `slice` (rows of `nx` cells) takes what it
+/// encloses, given the slice's `head` and field of view `seen`.
+fn enclose_slice(slice: &mut [bool], head: &[bool], seen: &[bool], nx: usize) {
+    let plane = slice.len();
+    let ny = plane / nx.max(1);
+    let open = |slice: &[bool], c: usize| !slice[c] && seen[c];
+    let mut outside = vec![false; plane];
+    let mut stack = Vec::new();
+    for j in 0..ny {
+        for i in 0..nx {
+            let c = i + nx * j;
+            if !open(slice, c) || head[c] {
+                continue;
+            }
+            let border = i == 0 || j == 0 || i + 1 == nx || j + 1 == ny;
+            let at_fov_edge =
+                border || !seen[c - 1] || !seen[c + 1] || !seen[c - nx] || !seen[c + nx];
+            if at_fov_edge {
+                outside[c] = true;
+                stack.push(c);
+            }
+        }
+    }
+    while let Some(c) = stack.pop() {
+        let (i, j) = (c % nx, c / nx);
+        let nbs = [
+            (i > 0).then(|| c - 1),
+            (i + 1 < nx).then(|| c + 1),
+            (j > 0).then(|| c - nx),
+            (j + 1 < ny).then(|| c + nx),
+        ];
+        for nb in nbs.into_iter().flatten() {
+            if open(slice, nb) && !outside[nb] {
+                outside[nb] = true;
+                stack.push(nb);
+            }
+        }
+    }
+    for c in 0..plane {
+        slice[c] = slice[c] || (seen[c] && !outside[c]);
     }
 }
 
