@@ -611,6 +611,11 @@ pub fn reach_through(
             (o, len)
         })
         .collect();
+    // a step's index offset, for cells away from the grid's faces
+    let deltas: Vec<isize> = steps
+        .iter()
+        .map(|(o, _)| o[0] + nx as isize * (o[1] + ny as isize * o[2]))
+        .collect();
     // Every cell of a bucket is final when the bucket is reached and improves cells of later
     // buckets only, so a bucket's cells are relaxed in parallel: each distance is lowered by an
     // atomic minimum (non-negative floats order as their bits do), and a cell is queued by
@@ -633,18 +638,28 @@ pub fn reach_through(
                         continue;
                     }
                     let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)].map(|x| x as isize);
-                    for &(o, len) in &steps {
-                        let (a, e, f) = (i + o[0], j + o[1], k + o[2]);
-                        if a < 0
-                            || e < 0
-                            || f < 0
-                            || a >= nx as isize
-                            || e >= ny as isize
-                            || f >= nz as isize
-                        {
-                            continue;
-                        }
-                        let nb = a as usize + nx * (e as usize + ny * f as usize);
+                    let inner = i > 0
+                        && j > 0
+                        && k > 0
+                        && i + 1 < nx as isize
+                        && j + 1 < ny as isize
+                        && k + 1 < nz as isize;
+                    for (&(o, len), &delta) in steps.iter().zip(&deltas) {
+                        let nb = if inner {
+                            c.wrapping_add_signed(delta)
+                        } else {
+                            let (a, e, f) = (i + o[0], j + o[1], k + o[2]);
+                            if a < 0
+                                || e < 0
+                                || f < 0
+                                || a >= nx as isize
+                                || e >= ny as isize
+                                || f >= nz as isize
+                            {
+                                continue;
+                            }
+                            a as usize + nx * (e as usize + ny * f as usize)
+                        };
                         let nd = d + len;
                         if passable.data[nb]
                             && nd <= limit
