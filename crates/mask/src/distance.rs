@@ -579,28 +579,15 @@ pub fn reach_through(
 ) -> Field<bool> {
     let [nx, ny, nz] = seeds.dims;
     let limit = (radius_mm / spacing) as f32;
-    let mut dist = vec![f32::INFINITY; seeds.data.len()];
     let mut buckets: Vec<Vec<(u32, f32)>> = vec![Vec::new(); limit.max(0.0) as usize + 1];
-    for (c, &s) in seeds.data.iter().enumerate() {
-        if s {
-            dist[c] = 0.0;
-        }
-    }
     // A seed leads anywhere only through a passable neighbour: the others are not queued (most
-    // seeds are air far from the head).
+    // seeds are air far from the head). The cells beside a passable one are those within 1.8
+    // cells of it (the 3×3×3 cube's farthest corner is √3 away, the next cell 2): one dilation
+    // instead of 27 reads around every seed.
+    let beside_passable = dilate(passable, 1.8 * spacing, spacing);
     buckets[0] = (0..seeds.data.len())
         .into_par_iter()
-        .filter(|&c| {
-            seeds.data[c] && {
-                let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)];
-                (k.saturating_sub(1)..(k + 2).min(nz)).any(|e| {
-                    (j.saturating_sub(1)..(j + 2).min(ny)).any(|b| {
-                        (i.saturating_sub(1)..(i + 2).min(nx))
-                            .any(|a| passable.data[a + nx * (b + ny * e)])
-                    })
-                })
-            }
-        })
+        .filter(|&c| seeds.data[c] && beside_passable.data[c])
         .map(|c| (c as u32, 0.0))
         .collect();
     let steps: Vec<([isize; 3], f32)> = (0..27)
@@ -621,9 +608,10 @@ pub fn reach_through(
     // atomic minimum (non-negative floats order as their bits do), and a cell is queued by
     // whichever step lowered it. The distances are the same floats as one cell at a time gives;
     // only the order within later buckets varies, which does not matter.
-    let dist: Vec<AtomicU32> = dist
-        .into_iter()
-        .map(|d| AtomicU32::new(d.to_bits()))
+    let dist: Vec<AtomicU32> = seeds
+        .data
+        .par_iter()
+        .map(|&s| AtomicU32::new(if s { 0.0f32 } else { f32::INFINITY }.to_bits()))
         .collect();
     let at = |c: usize| f32::from_bits(dist[c].load(Ordering::Relaxed));
     for b in 0..buckets.len() {
