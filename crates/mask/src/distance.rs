@@ -666,14 +666,11 @@ pub fn reach_through(
             buckets[nd as usize].push((nb, nd));
         }
     }
-    let dist: Vec<f32> = dist
-        .into_iter()
-        .map(|d| f32::from_bits(d.into_inner()))
-        .collect();
     Field {
         dims: seeds.dims,
         data: (0..dist.len())
-            .map(|c| !seeds.data[c] && dist[c] <= limit)
+            .into_par_iter()
+            .map(|c| !seeds.data[c] && at(c) <= limit)
             .collect(),
     }
 }
