@@ -16,12 +16,20 @@ pub const GLOBE_RADIUS_MM: f64 = 14.0;
 
 /// The template's eyes mapped by `fit` (template world → subject world).
 fn fitted_eyes(template: &Template, fit: &Matrix4<f64>) -> Vec<[f64; 3]> {
-    ["eye_left", "eye_right"]
-        .iter()
-        .filter_map(|name| template.landmarks.get(*name))
-        .map(|p| {
+    named_eyes(template, fit)
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect()
+}
+
+/// [`fitted_eyes`] with the side of each (the subject's left or right).
+pub fn named_eyes(template: &Template, fit: &Matrix4<f64>) -> Vec<(&'static str, [f64; 3])> {
+    [("left", "eye_left"), ("right", "eye_right")]
+        .into_iter()
+        .filter_map(|(side, name)| template.landmarks.get(name).map(|p| (side, p)))
+        .map(|(side, p)| {
             let w = fit * Vector4::new(p[0], p[1], p[2], 1.0);
-            [w[0], w[1], w[2]]
+            (side, [w[0], w[1], w[2]])
         })
         .collect()
 }
