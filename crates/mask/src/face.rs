@@ -22,7 +22,8 @@ fn fitted_eyes(template: &Template, fit: &Matrix4<f64>) -> Vec<[f64; 3]> {
         .collect()
 }
 
-/// [`fitted_eyes`] with the side of each (the subject's left or right).
+/// The template's eyes mapped by `fit` (template world → subject world), with the side of
+/// each (the subject's left or right).
 pub fn named_eyes(template: &Template, fit: &Matrix4<f64>) -> Vec<(&'static str, [f64; 3])> {
     [("left", "eye_left"), ("right", "eye_right")]
         .into_iter()
