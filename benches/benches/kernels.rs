@@ -2,8 +2,9 @@
 //! and reface methods run six times per frame; on a working grid the size of a whole head's
 //! (128 × 128 × 100 cells of 2 mm), the masks' morphology, by rows of a disc and by the
 //! distance transform it stands in for; and the head threshold's percentile of such a grid's
-//! values, by the parallel radix rank and by the standard library's selection on a copy.
-//! Run: `cargo bench -p defacer-benches --bench kernels`.
+//! values, by the parallel radix rank and by the standard library's selection on a copy; and
+//! the template fit to ch2's head (a real head: the fit's reads follow its surface).
+//! Run: `DEFACER_DATA=... cargo bench -p defacer-benches --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use defacer_apply::gaussian_blur_mm;
@@ -80,5 +81,32 @@ fn bench_order(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gaussian, bench_morphology, bench_order);
+fn bench_fit(c: &mut Criterion) {
+    use defacer_mask::grid::WorkingImage;
+    use defacer_mask::head::HeadMask;
+    use defacer_mask::registration::{fit, SubjectSurface};
+    use defacer_mask::template::Template;
+    let vol = defacer_volume::load(&[defacer_testkit::real("mri/ch2.nii.gz")])
+        .expect("ch2 loads")
+        .remove(0);
+    let map = vol.voxel_map().expect("invertible");
+    let img = WorkingImage::from_volume(&vol, &map, 2.0);
+    let head = HeadMask::find(&img, defacer_volume::Modality::Mr).expect("a head");
+    let surface = SubjectSurface::new(&head, img.grid, &img.in_fov);
+    let template = Template::embedded();
+    let mut group = c.benchmark_group("template fit");
+    group.sample_size(10);
+    group.bench_function("ch2, 2 mm working grid", |b| {
+        b.iter(|| fit(template, &head, &surface).expect("a fit"))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_gaussian,
+    bench_morphology,
+    bench_order,
+    bench_fit
+);
 criterion_main!(benches);
