@@ -1081,16 +1081,15 @@ fn behind_face(
 }
 
 /// A warning for each eye of which the removal keeps most: more than half of the points in view
-/// within [`EYE_CORE_MM`] of its centre, where the fitted template puts it (an eye at least
-/// half in view). The brain's margin
-/// wins over the face, and the top of a globe lies within 10 mm of the orbital roof: on thick
-/// slices (the Philips head in 5 mm axial slabs, whose slab through the eye holds the frontal
-/// lobe too) or a head pitched chin-down the margin may reach the eye's centre. The removal
-/// stays as it is (the margin is the user's); the report says that an eye may be left, which a
-/// render of the skin does not show a reviewer. On the test heads, whose eyes are removed, at
-/// most a fifth of that core is kept (the top of the globe, within the margin); the template's
-/// eye lies up to a few millimetres from the subject's, so the warning asks for a look at the
-/// pictures rather than saying the eye is there.
+/// within [`EYE_CORE_MM`] of its centre, where the fitted template puts it (an eye at least half
+/// in view). The brain's margin wins over the face, and the top of a globe lies within 10 mm of
+/// the orbital roof: on thick slices (the Philips head in 5 mm axial slabs, whose slab through
+/// the eye holds the frontal lobe too) or a head pitched chin-down the margin may reach the
+/// eye's centre. The removal stays as it is (the margin is the user's); the report says that an
+/// eye may be left, which a render of the skin does not show a reviewer. On the test heads,
+/// whose eyes are removed, at most a fifth of that core is kept (the top of the globe, within
+/// the margin); the template's eye lies up to a few millimetres from the subject's, so the
+/// warning asks for a look at the pictures rather than saying the eye is there.
 fn kept_eyes(map: &VoxelMap, fit: &HeadFit, native: &NativeMasks, margin_mm: f64) -> Vec<String> {
     let (nx, ny, nz) = native.face.dim();
     let voxel_at = |w: [f64; 3]| {
