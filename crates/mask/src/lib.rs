@@ -1086,7 +1086,7 @@ fn behind_face(
 /// the orbital roof: on thick slices (the Philips head in 5 mm axial slabs, whose slab through
 /// the eye holds the frontal lobe too) or a head pitched chin-down the margin may reach the
 /// eye's centre. The removal stays as it is (the margin is the user's); the report says that an
-/// eye may be left, which a render of the skin does not show a reviewer. On the test heads,
+/// eye may remain, which a render of the skin does not show a reviewer. On the test heads,
 /// whose eyes are removed, at most a fifth of that core is kept (the top of the globe, within
 /// the margin); the template's eye lies up to a few millimetres from the subject's, so the
 /// warning asks for a look at the pictures rather than saying the eye is there.
@@ -1128,7 +1128,7 @@ fn kept_eyes(map: &VoxelMap, fit: &HeadFit, native: &NativeMasks, margin_mm: f64
                 "most of it outside the face region".to_string()
             };
             Some(format!(
-                "the {side} eye may be left: the removal keeps {:.0} % of the globe within \
+                "the {side} eye may remain: the removal keeps {:.0} % of the globe within \
                  {EYE_CORE_MM} mm of its centre as the fitted template places it ({why}); \
                  check the QC pictures",
                 100.0 * kept as f64 / seen as f64

@@ -85,7 +85,7 @@ fn eyes_said_kept(warnings: &[String]) -> Vec<&'static str> {
         .filter(|side| {
             warnings
                 .iter()
-                .any(|w| w.contains(&format!("the {side} eye may be left")))
+                .any(|w| w.contains(&format!("the {side} eye may remain")))
         })
         .collect()
 }
@@ -129,7 +129,7 @@ fn the_report_says_when_an_eye_is_kept_within_the_brain_margin() {
         if m.report
             .warnings
             .iter()
-            .any(|w| w.contains("eye may be left") && !w.contains("margin kept around the brain"))
+            .any(|w| w.contains("eye may remain") && !w.contains("margin kept around the brain"))
         {
             failures.push(format!(
                 "{what}: an eye said kept outside the brain's margin: {:?}",
