@@ -151,9 +151,7 @@ fn the_report_says_when_an_eye_is_kept_within_the_brain_margin() {
 /// dropped.
 fn in_axial_slabs(vol: &Volume, mm: f64, skip: usize) -> Volume {
     let a = vol.affine.0;
-    let axis = (0..3)
-        .max_by(|&p, &q| a[(2, p)].abs().total_cmp(&a[(2, q)].abs()))
-        .expect("three axes");
+    let axis = axial_axis(vol);
     let step = vol.affine.voxel_size()[axis];
     let k = ((mm / step).round() as usize).max(1);
     let data = vol.frame_physical(0);
@@ -177,6 +175,14 @@ fn in_axial_slabs(vol: &Volume, mm: f64, skip: usize) -> Volume {
         m[(r, 3)] += a[(r, axis)] * (skip as f64 + (k as f64 - 1.0) / 2.0);
     }
     float_volume(&out, Affine(m), vol.modality)
+}
+
+/// The voxel axis of `vol` that runs most nearly along world z.
+fn axial_axis(vol: &Volume) -> usize {
+    let a = vol.affine.0;
+    (0..3)
+        .max_by(|&p, &q| a[(2, p)].abs().total_cmp(&a[(2, q)].abs()))
+        .expect("three axes")
 }
 
 /// Plans `vol` (ears on) and checks every landmark of `doc` in view against the removal.
@@ -757,9 +763,7 @@ enum End {
 /// nearly along world z.
 fn without_end_rows(vol: &Volume, rows: usize, end: End) -> Volume {
     let a = vol.affine.0;
-    let axis = (0..3)
-        .max_by(|&p, &q| a[(2, p)].abs().total_cmp(&a[(2, q)].abs()))
-        .expect("three axes");
+    let axis = axial_axis(vol);
     let data = vol.frame_physical(0);
     let n = data.len_of(Axis(axis));
     // the superior end is the last plane where z grows with the index
